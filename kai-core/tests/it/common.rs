@@ -1,0 +1,57 @@
+//! Helpers shared by the integration tests.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use kai_core::models::{Manifest, ModelState, verify};
+use kai_core::{Device, ModelStore, TextEmbedder};
+
+pub const MODEL: &str = "all-minilm-l6-v2";
+
+/// Returns the model store when all-MiniLM-L6-v2 is fetched and verified; otherwise prints
+/// why the calling test is skipped and returns `None`.
+pub fn store_with_model() -> Option<ModelStore> {
+    let store = ModelStore::from_env();
+    let manifest = Manifest::find(MODEL).expect("built-in manifest");
+    match verify(&manifest, &store.folder(MODEL)) {
+        Ok(ModelState::Ready) => Some(store),
+        state => {
+            eprintln!(
+                "skipped: {MODEL} is not in {} ({state:?}); run `python3 models/fetch.py` \
+                 or `kai models fetch` first",
+                store.root().display()
+            );
+            None
+        }
+    }
+}
+
+/// Returns one embedder shared by every test in the binary, loaded on the CPU.
+pub fn embedder() -> Option<&'static TextEmbedder> {
+    static EMBEDDER: OnceLock<Option<TextEmbedder>> = OnceLock::new();
+    EMBEDDER
+        .get_or_init(|| {
+            let store = store_with_model()?;
+            Some(TextEmbedder::from_store(&store, MODEL, &Device::Cpu).expect("model loads"))
+        })
+        .as_ref()
+}
+
+/// Copies a model folder, so a test can damage the copy.
+pub fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
