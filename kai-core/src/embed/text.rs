@@ -134,8 +134,8 @@ impl TextEmbedder {
     ///
     /// Returns [`Error::Tokenizer`] or [`Error::Tensor`] when the model fails.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Embeddings> {
-        let _span = tracing::debug_span!("embed_text", model = %self.name, count = texts.len())
-            .entered();
+        let _span =
+            tracing::debug_span!("embed_text", model = %self.name, count = texts.len()).entered();
         let dimension = self.dimension();
         if texts.is_empty() {
             return Ok(Embeddings::new(dimension, Vec::new()));
@@ -181,11 +181,23 @@ impl TextEmbedder {
         let mut mask = Vec::with_capacity(batch.len() * length);
         for encoding in batch {
             let padding = length - encoding.len();
-            ids.extend(encoding.get_ids().iter().copied().chain(std::iter::repeat_n(0, padding)));
-            type_ids.extend(
-                encoding.get_type_ids().iter().copied().chain(std::iter::repeat_n(0, padding)),
+            ids.extend(
+                encoding
+                    .get_ids()
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, padding)),
             );
-            mask.extend(std::iter::repeat_n(1u32, encoding.len()).chain(std::iter::repeat_n(0, padding)));
+            type_ids.extend(
+                encoding
+                    .get_type_ids()
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, padding)),
+            );
+            mask.extend(
+                std::iter::repeat_n(1u32, encoding.len()).chain(std::iter::repeat_n(0, padding)),
+            );
         }
         let shape = (batch.len(), length);
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
@@ -199,7 +211,10 @@ impl TextEmbedder {
         } else {
             pooled
         };
-        Ok(pooled.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+        Ok(pooled
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
     }
 }
 
@@ -227,14 +242,21 @@ fn pool(hidden: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<Tensor> {
 /// Scales each row to unit L2 norm; rows shorter than 1e-12 are divided by 1e-12, as
 /// PyTorch's `normalize` does.
 fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    let norm = x
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12, f64::MAX)?;
     Ok(x.broadcast_div(&norm)?)
 }
 
 fn load_tokenizer(folder: &ModelFolder, max_sequence_length: usize) -> Result<Tokenizer> {
     let path = folder.path.join("tokenizer.json");
     let mut tokenizer = Tokenizer::from_file(&path).map_err(|err| {
-        Error::model(&folder.name, format!("cannot load {}: {err}", path.display()))
+        Error::model(
+            &folder.name,
+            format!("cannot load {}: {err}", path.display()),
+        )
     })?;
     // tokenizer.json files often pad and truncate to a fixed length (128 for
     // all-MiniLM-L6-v2); kai truncates at the model's max_seq_length and pads per batch.
@@ -250,7 +272,11 @@ fn load_tokenizer(folder: &ModelFolder, max_sequence_length: usize) -> Result<To
     Ok(tokenizer)
 }
 
-fn load_weights(folder: &ModelFolder, settings: &TextModelSettings, device: &Device) -> Result<BertModel> {
+fn load_weights(
+    folder: &ModelFolder,
+    settings: &TextModelSettings,
+    device: &Device,
+) -> Result<BertModel> {
     let path = folder.path.join("model.safetensors");
     let tensors = candle_core::safetensors::load(&path, device)
         .map_err(|err| corrupt_weights(folder, &path, &err))?;

@@ -55,7 +55,10 @@ impl TextModelSettings {
         let model_type: ModelType = parse_json(folder, &config_path, &config_text)?;
         let is_bert = model_type.model_type.as_deref() == Some("bert")
             || (model_type.model_type.is_none()
-                && model_type.architectures.iter().any(|a| a.starts_with("Bert")));
+                && model_type
+                    .architectures
+                    .iter()
+                    .any(|a| a.starts_with("Bert")));
         if !is_bert {
             return Err(Error::NotSupported(format!(
                 "model `{}` has model_type `{}`; text embeddings support the BERT family \
@@ -68,7 +71,10 @@ impl TextModelSettings {
         if bert.hidden_size == 0 || bert.num_attention_heads == 0 {
             return Err(Error::model(
                 &folder.name,
-                format!("{} has hidden_size or num_attention_heads 0", config_path.display()),
+                format!(
+                    "{} has hidden_size or num_attention_heads 0",
+                    config_path.display()
+                ),
             ));
         }
 
@@ -137,7 +143,10 @@ fn folder_normalizes(folder: &ModelFolder) -> Result<bool> {
 
 fn read_text(folder: &ModelFolder, path: &Path) -> Result<String> {
     fs::read_to_string(path).map_err(|err| {
-        Error::model(&folder.name, format!("cannot read {}: {err}", path.display()))
+        Error::model(
+            &folder.name,
+            format!("cannot read {}: {err}", path.display()),
+        )
     })
 }
 
@@ -147,6 +156,9 @@ fn parse_json<T: for<'de> Deserialize<'de>>(
     text: &str,
 ) -> Result<T> {
     serde_json::from_str(text).map_err(|err| {
-        Error::model(&folder.name, format!("{} is not valid: {err}", path.display()))
+        Error::model(
+            &folder.name,
+            format!("{} is not valid: {err}", path.display()),
+        )
     })
 }

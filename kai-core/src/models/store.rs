@@ -258,6 +258,10 @@ fn check_state(name: &str, path: &Path, state: &ModelState) -> Result<()> {
     };
     match state {
         ModelState::Ready | ModelState::Unverified => Ok(()),
+        ModelState::Missing(_) if !path.is_dir() => Err(Error::model(
+            name,
+            format!("not installed: {} does not exist; {fix}", path.display()),
+        )),
         ModelState::Missing(files) => Err(Error::model(
             name,
             format!("missing {} in {}; {fix}", files.join(", "), path.display()),
@@ -295,14 +299,23 @@ mod tests {
         let err = store.resolve("all-minilm-l6-v2").unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::ModelNotFound);
         let message = err.to_string();
+        assert!(message.contains("does not exist"), "{message}");
+        assert!(
+            message.contains("kai models fetch all-minilm-l6-v2"),
+            "{message}"
+        );
+
+        std::fs::create_dir_all(store.folder("all-minilm-l6-v2")).unwrap();
+        let message = store.resolve("all-minilm-l6-v2").unwrap_err().to_string();
         assert!(message.contains("model.safetensors"), "{message}");
-        assert!(message.contains("kai models fetch all-minilm-l6-v2"), "{message}");
     }
 
     #[test]
     fn unknown_name_lists_builtin_models() {
         let dir = tempfile::tempdir().unwrap();
-        let err = ModelStore::new(dir.path()).resolve("no-such-model").unwrap_err();
+        let err = ModelStore::new(dir.path())
+            .resolve("no-such-model")
+            .unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::NotFound);
         assert!(err.to_string().contains("all-minilm-l6-v2"), "{err}");
     }

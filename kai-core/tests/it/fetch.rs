@@ -41,8 +41,12 @@ fn fetch_is_idempotent_and_repairs_corruption() {
 #[test]
 fn unknown_model_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
-    let err = fetch(&ModelStore::new(dir.path()), "gpt-17", &FetchOptions::default())
-        .unwrap_err();
+    let err = fetch(
+        &ModelStore::new(dir.path()),
+        "gpt-17",
+        &FetchOptions::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(err.to_string().contains("gpt-17"), "{err}");
     assert!(err.to_string().contains(MODEL), "{err}");

@@ -10,7 +10,9 @@ use crate::common::{MODEL, copy_folder, embedder, max_abs_diff, store_with_model
 
 #[test]
 fn corrupt_file_names_file_and_fetch_command() {
-    let Some(store) = store_with_model() else { return };
+    let Some(store) = store_with_model() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let copy = ModelStore::new(dir.path());
     copy_folder(&store.folder(MODEL), &copy.folder(MODEL));
@@ -25,15 +27,23 @@ fn corrupt_file_names_file_and_fetch_command() {
     assert_eq!(err.kind(), ErrorKind::ModelNotFound);
     let message = err.to_string();
     assert!(message.contains("vocab.txt"), "{message}");
-    assert!(message.contains("kai models fetch all-minilm-l6-v2"), "{message}");
+    assert!(
+        message.contains("kai models fetch all-minilm-l6-v2"),
+        "{message}"
+    );
 
     let listed = copy.list().unwrap();
-    assert_eq!(listed[0].state, ModelState::Corrupt(vec!["vocab.txt".into()]));
+    assert_eq!(
+        listed[0].state,
+        ModelState::Corrupt(vec!["vocab.txt".into()])
+    );
 }
 
 #[test]
 fn hugging_face_folder_loads_without_manifest() {
-    let Some(store) = store_with_model() else { return };
+    let Some(store) = store_with_model() else {
+        return;
+    };
     let Some(builtin) = embedder() else { return };
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("my-minilm");
@@ -41,8 +51,8 @@ fn hugging_face_folder_loads_without_manifest() {
 
     // By path, and by folder name inside another model directory.
     let by_path = TextEmbedder::from_store(&store, folder.to_str().unwrap(), &Device::Cpu).unwrap();
-    let by_name = TextEmbedder::from_store(&ModelStore::new(dir.path()), "my-minilm", &Device::Cpu)
-        .unwrap();
+    let by_name =
+        TextEmbedder::from_store(&ModelStore::new(dir.path()), "my-minilm", &Device::Cpu).unwrap();
     assert_eq!(by_path.name(), "my-minilm");
     assert_eq!(by_path.max_sequence_length(), 256);
     assert!(by_path.normalizes());
@@ -57,7 +67,9 @@ fn hugging_face_folder_loads_without_manifest() {
 
 #[test]
 fn hugging_face_folder_without_sentence_files_uses_defaults() {
-    let Some(store) = store_with_model() else { return };
+    let Some(store) = store_with_model() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("bare");
     fs::create_dir(&folder).unwrap();
@@ -72,7 +84,9 @@ fn hugging_face_folder_without_sentence_files_uses_defaults() {
 
 #[test]
 fn truncated_weights_name_the_file() {
-    let Some(store) = store_with_model() else { return };
+    let Some(store) = store_with_model() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("truncated");
     fs::create_dir(&folder).unwrap();
@@ -101,8 +115,14 @@ fn invalid_config_and_tokenizer_are_named() {
     assert_eq!(err.kind(), ErrorKind::ModelNotFound);
     assert!(err.to_string().contains("config.json"), "{err}");
 
-    let Some(real) = store_with_model() else { return };
-    fs::copy(real.folder(MODEL).join("config.json"), folder.join("config.json")).unwrap();
+    let Some(real) = store_with_model() else {
+        return;
+    };
+    fs::copy(
+        real.folder(MODEL).join("config.json"),
+        folder.join("config.json"),
+    )
+    .unwrap();
     let err = TextEmbedder::from_store(&store, "broken", &Device::Cpu).unwrap_err();
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
 }
@@ -116,8 +136,8 @@ fn other_architecture_is_not_supported() {
         fs::write(folder.join(file), "{}").unwrap();
     }
     fs::write(folder.join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
-    let err = TextEmbedder::from_store(&ModelStore::new(dir.path()), "gpt", &Device::Cpu)
-        .unwrap_err();
+    let err =
+        TextEmbedder::from_store(&ModelStore::new(dir.path()), "gpt", &Device::Cpu).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotSupported);
     assert!(err.to_string().contains("gpt2"), "{err}");
 }

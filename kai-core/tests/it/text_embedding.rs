@@ -24,7 +24,11 @@ fn reference() -> Reference {
 }
 
 fn texts(reference: &Reference) -> Vec<&str> {
-    reference.sentences.iter().map(|s| s.text.as_str()).collect()
+    reference
+        .sentences
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect()
 }
 
 #[test]
@@ -63,7 +67,11 @@ fn batch_equals_one_at_a_time() {
     for (sentence, row) in reference.sentences.iter().zip(&batched) {
         let single = embedder.embed_one(&sentence.text).unwrap();
         let diff = max_abs_diff(row, &single);
-        assert!(diff <= 1e-5, "max difference {diff} for {:?}", sentence.text);
+        assert!(
+            diff <= 1e-5,
+            "max difference {diff} for {:?}",
+            sentence.text
+        );
     }
 }
 
@@ -121,11 +129,18 @@ fn overlong_input_is_truncated_not_rejected() {
 fn similar_materials_score_higher() {
     let Some(embedder) = embedder() else { return };
     let v = embedder
-        .embed(&["oak parquet flooring", "solid wood floor boards", "stainless steel sink"])
+        .embed(&[
+            "oak parquet flooring",
+            "solid wood floor boards",
+            "stainless steel sink",
+        ])
         .unwrap();
     let related = cosine_similarity(v.get(0).unwrap(), v.get(1).unwrap());
     let unrelated = cosine_similarity(v.get(0).unwrap(), v.get(2).unwrap());
-    assert!(related > unrelated + 0.2, "related {related}, unrelated {unrelated}");
+    assert!(
+        related > unrelated + 0.2,
+        "related {related}, unrelated {unrelated}"
+    );
 }
 
 #[test]

@@ -1,1 +1,5 @@
-fn main(){}
+//! The `kai` command line.
+
+fn main() -> std::process::ExitCode {
+    kai_server::cli::main()
+}

@@ -1,0 +1,87 @@
+//! The `kai` command: argument parsing, dispatch and error reporting.
+
+mod embed;
+mod models;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kai_core::{DeviceRequest, Error, ModelStore};
+
+/// Material intelligence from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "kai", version)]
+pub struct Cli {
+    /// Folder holding one sub-folder per model.
+    #[arg(long, global = true, env = "MODEL_DIR", value_name = "DIR")]
+    model_dir: Option<PathBuf>,
+
+    /// Device to run models on: auto, cpu or cuda:N.
+    #[arg(long, global = true, env = "KAI_DEVICE", value_name = "DEVICE")]
+    device: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch and list models.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Compute embeddings.
+    #[command(subcommand)]
+    Embed(embed::EmbedCommand),
+}
+
+impl Cli {
+    fn store(&self) -> ModelStore {
+        match &self.model_dir {
+            Some(dir) => ModelStore::new(dir),
+            None => ModelStore::new(ModelStore::default_root()),
+        }
+    }
+
+    fn device(&self) -> Result<kai_core::Device, Error> {
+        let gpu_enabled = std::env::var("GPU_ENABLED").ok();
+        DeviceRequest::from_settings(self.device.as_deref(), gpu_enabled.as_deref())?.open()
+    }
+}
+
+/// Parses the process arguments, runs the command and returns its exit code: 0 on
+/// success, else the exit code of the error's kind.
+pub fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Models(command) => models::run(&cli, command),
+        Command::Embed(command) => embed::run(&cli, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.kind().exit_code())
+        }
+    }
+}
+
+/// Sends logs to stderr, filtered by `KAI_LOG` (default `warn`), so stdout carries only
+/// results.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KAI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints a value as one line of JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
+    let text = serde_json::to_string(value)
+        .map_err(|err| Error::invalid("output", format!("cannot encode JSON: {err}")))?;
+    println!("{text}");
+    Ok(())
+}

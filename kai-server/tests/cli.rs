@@ -1,0 +1,231 @@
+//! The `kai` command run as a process: output formats, exit codes and error messages.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use kai_core::models::{Manifest, ModelState, verify};
+use kai_core::{Device, ModelStore, TextEmbedder};
+use serde_json::Value;
+
+const MODEL: &str = "all-minilm-l6-v2";
+
+fn kai(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kai"));
+    command
+        .args(args)
+        .env_remove("KAI_DEVICE")
+        .env_remove("GPU_ENABLED");
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("kai starts")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The model store when the model is fetched; otherwise prints why the test is skipped.
+fn store_with_model() -> Option<ModelStore> {
+    let store = ModelStore::from_env();
+    let manifest = Manifest::find(MODEL).unwrap();
+    if verify(&manifest, &store.folder(MODEL)).ok() == Some(ModelState::Ready) {
+        return Some(store);
+    }
+    eprintln!("skipped: {MODEL} not fetched; run `python3 models/fetch.py` or `kai models fetch`");
+    None
+}
+
+fn model_dir(store: &ModelStore) -> PathBuf {
+    store.root().to_path_buf()
+}
+
+#[test]
+fn embed_json_matches_library_in_order() {
+    let Some(store) = store_with_model() else {
+        return;
+    };
+    let texts = ["polished concrete", "", "walnut veneer"];
+    let output = run(kai(&["embed", "text", "--json"])
+        .args(texts)
+        .env("MODEL_DIR", model_dir(&store)));
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["model"], MODEL);
+    assert_eq!(json["dimension"], 384);
+    let vectors = json["vectors"].as_array().unwrap();
+    assert_eq!(vectors.len(), texts.len());
+
+    let embedder = TextEmbedder::from_store(&store, MODEL, &Device::Cpu).unwrap();
+    let expected = embedder.embed(&texts).unwrap();
+    for (got, want) in vectors.iter().zip(&expected) {
+        let got: Vec<f32> = got
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(got.len(), 384);
+        let diff = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(diff <= 1e-6, "max difference {diff}");
+    }
+}
+
+#[test]
+fn embed_reads_file_and_stdin() {
+    let Some(store) = store_with_model() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("texts.txt");
+    std::fs::write(&file, "slate roof tiles\nlinen curtains\n").unwrap();
+
+    let output = run(kai(&["embed", "text", "first", "--file"])
+        .arg(&file)
+        .env("MODEL_DIR", model_dir(&store)));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines: Vec<&str> = std::str::from_utf8(&output.stdout)
+        .unwrap()
+        .lines()
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0].split(' ').count(), 384);
+
+    let mut child = kai(&["embed", "text", "--json", "--file", "-"])
+        .env("MODEL_DIR", model_dir(&store))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"slate roof tiles\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["vectors"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn embed_without_input_exits_2() {
+    let output = run(&mut kai(&["embed", "text"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no text to embed"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn embed_rejects_unreadable_and_binary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(kai(&["embed", "text", "--file"]).arg(dir.path().join("absent.txt")));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("absent.txt"),
+        "{}",
+        stderr(&output)
+    );
+
+    let binary = dir.path().join("binary.txt");
+    std::fs::write(&binary, [b'o', b'k', 0xff, 0xfe]).unwrap();
+    let output = run(kai(&["embed", "text", "--file"]).arg(&binary));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("not UTF-8"), "{}", stderr(&output));
+}
+
+#[test]
+fn missing_model_exits_4_naming_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(kai(&["embed", "text", "hello"]).env("MODEL_DIR", dir.path()));
+    assert_eq!(output.status.code(), Some(4));
+    assert!(
+        stderr(&output).contains("kai models fetch all-minilm-l6-v2"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn bad_device_settings_are_rejected() {
+    let output = run(kai(&["embed", "text", "hello"]).env("KAI_DEVICE", "tpu"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("KAI_DEVICE"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output =
+        run(kai(&["embed", "text", "hello", "--device", "cuda:0"]).env("GPU_ENABLED", "false"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("GPU_ENABLED"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn zero_batch_size_exits_2() {
+    let Some(store) = store_with_model() else {
+        return;
+    };
+    let output =
+        run(kai(&["embed", "text", "x", "--batch-size", "0"]).env("MODEL_DIR", model_dir(&store)));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("batch_size"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn models_list_reports_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(kai(&["models", "list", "--json"]).env("MODEL_DIR", dir.path()));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["models"][0]["name"], MODEL);
+    assert_eq!(json["models"][0]["state"], "missing");
+
+    let Some(store) = store_with_model() else {
+        return;
+    };
+    let output = run(kai(&["models", "list", "--json"]).env("MODEL_DIR", model_dir(&store)));
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["models"][0]["state"], "ready");
+    assert_eq!(json["models"][0]["dimension"], 384);
+}
+
+#[test]
+fn models_fetch_skips_verified_model() {
+    let Some(store) = store_with_model() else {
+        return;
+    };
+    let output =
+        run(kai(&["models", "fetch", MODEL, "--json"]).env("MODEL_DIR", model_dir(&store)));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json[0]["downloaded"], false);
+}
+
+#[test]
+fn models_fetch_unknown_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(kai(&["models", "fetch", "gpt-17"]).env("MODEL_DIR", dir.path()));
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("gpt-17"), "{}", stderr(&output));
+}
