@@ -1,5 +1,7 @@
 //! The `kai` command run as a process: output formats, exit codes and error messages.
 
+#![allow(clippy::unwrap_used)] // Test helpers unwrap: a panic is the failure report.
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -18,7 +18,7 @@ impl Embeddings {
     /// Panics if `dimension` is zero or `data.len()` is not a multiple of it; kai-core
     /// builds these values itself, so this is a bug check, not input validation.
     pub(crate) fn new(dimension: usize, data: Vec<f32>) -> Self {
-        assert!(dimension > 0 && data.len() % dimension == 0);
+        assert!(dimension > 0 && data.len().is_multiple_of(dimension));
         Self { dimension, data }
     }
 

@@ -1,6 +1,8 @@
 //! Embeddings: text (BERT family) now, images later; both return [`Embeddings`].
 
+mod bert;
 mod embeddings;
+mod gelu;
 mod text;
 mod text_config;
 

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use candle_core::{D, DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::BertModel;
 use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use super::bert::Bert;
 use super::embeddings::Embeddings;
 use super::text_config::TextModelSettings;
 use crate::device::{describe, model_dtype};
@@ -28,7 +28,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 32;
 /// `[CLS] [SEP]` and gets the vector of that sequence, as in sentence-transformers.
 pub struct TextEmbedder {
     name: String,
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     settings: TextModelSettings,
     device: Device,
@@ -204,7 +204,7 @@ impl TextEmbedder {
         let type_ids = Tensor::from_vec(type_ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
 
-        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?;
+        let hidden = self.model.forward(&ids, &type_ids, &mask)?;
         let pooled = pool(&hidden, &mask, self.settings.pooling)?;
         let pooled = if self.settings.normalize {
             l2_normalize(&pooled)?
@@ -276,12 +276,12 @@ fn load_weights(
     folder: &ModelFolder,
     settings: &TextModelSettings,
     device: &Device,
-) -> Result<BertModel> {
+) -> Result<Bert> {
     let path = folder.path.join("model.safetensors");
     let tensors = candle_core::safetensors::load(&path, device)
         .map_err(|err| corrupt_weights(folder, &path, &err))?;
     let vb = VarBuilder::from_tensors(tensors, model_dtype(device), device);
-    BertModel::load(vb, &settings.bert).map_err(|err| corrupt_weights(folder, &path, &err))
+    Bert::load(vb, &settings.bert).map_err(|err| corrupt_weights(folder, &path, &err))
 }
 
 fn corrupt_weights(folder: &ModelFolder, path: &Path, err: &candle_core::Error) -> Error {

@@ -1,5 +1,7 @@
 //! Integration tests of kai-core, in one binary so the crate links once.
 
+#![allow(clippy::unwrap_used)] // Test helpers unwrap: a panic is the failure report.
+
 mod common;
 mod fetch;
 mod model_folders;
