@@ -11,8 +11,7 @@ use clap::Parser;
 use kai_core::{Device, ModelStore, TextEmbedder};
 use serde::Serialize;
 
-// kai's binaries use mimalloc: candle allocates and frees a large buffer per tensor op, and
-// glibc's malloc returns such buffers to the kernel each time, so every op page-faults.
+// The same allocator as kai's command line and bindings, for the reason given there.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -9,6 +9,12 @@ use napi::bindgen_prelude::{AsyncTask, Float32Array, JsObjectValue, Object};
 use napi::{Env, JsValue, Status, Task};
 use napi_derive::napi;
 
+// candle allocates and frees a large buffer per tensor operation; glibc's malloc hands
+// such buffers back to the kernel each time, so every operation page-faults. mimalloc
+// keeps them, which made text embedding about 40% faster in benches/text_embed.py.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn to_js_error(err: &kai_core::Error) -> napi::Error<String> {
     napi::Error::new(err.kind().code().to_owned(), err.to_string())
 }

@@ -9,6 +9,12 @@ use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
+// candle allocates and frees a large buffer per tensor operation; glibc's malloc hands
+// such buffers back to the kernel each time, so every operation page-faults. mimalloc
+// keeps them, which made text embedding about 40% faster in benches/text_embed.py.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Converts a kai-core error into the matching `kai.errors` exception.
 fn to_py_error(py: Python<'_>, err: &kai_core::Error) -> PyErr {
     let class = match err.kind() {

@@ -13,15 +13,23 @@
 //! - GELU on the CPU uses a rational approximation of erf with an absolute error below
 //!   1e-6 (see [`super::gelu`]), which vectorises, instead of a scalar libm call.
 
-use candle_core::{Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
+use super::attention::FusedAttention;
 use super::gelu::gelu_erf;
+use super::rows::{self, BiasActivation, BiasResidualNorm, EmbeddingNorm, MaskedSoftmax};
 
 /// Large negative score added to padded key positions, as the Hugging Face model does with
 /// the dtype's minimum; `exp` of it is exactly 0 in f32.
-const MASKED_SCORE: f64 = -1e30;
+const MASKED_SCORE: f32 = -1e30;
+
+/// Longest padded batch that uses the fused attention kernel. Its loops are plain Rust,
+/// so for long sequences, where the arithmetic outweighs the per-call overhead, candle's
+/// SIMD matrix products win. NOTE: 64 was picked from one benchmark run on a 2-core x86-64
+/// machine (benches/RESULTS.md), not tuned per CPU.
+const FUSED_ATTENTION_MAX_LENGTH: usize = 64;
 
 /// The encoder's weights and shape.
 pub(crate) struct Bert {
@@ -33,6 +41,14 @@ pub(crate) struct Bert {
     num_heads: usize,
     head_dim: usize,
     hidden_act: HiddenAct,
+    /// Embedding tables for the fused CPU kernel, for f32 models on the CPU.
+    cpu: Option<CpuEmbeddings>,
+}
+
+/// The position table and embedding norm as plain vectors, for [`EmbeddingNorm`].
+struct CpuEmbeddings {
+    positions: Vec<f32>,
+    norm: BiasResidualNorm,
 }
 
 struct Layer {
@@ -42,6 +58,8 @@ struct Layer {
     intermediate: Linear,
     output: Linear,
     output_norm: LayerNorm,
+    /// Fused elementwise kernels, for f32 models on the CPU.
+    cpu: Option<RowKernels>,
 }
 
 impl Bert {
@@ -54,7 +72,7 @@ impl Bert {
             vb
         };
         let hidden = config.hidden_size;
-        if hidden % config.num_attention_heads != 0 {
+        if config.num_attention_heads == 0 || !hidden.is_multiple_of(config.num_attention_heads) {
             candle_core::bail!(
                 "hidden_size {hidden} is not a multiple of num_attention_heads {}",
                 config.num_attention_heads
@@ -79,7 +97,25 @@ impl Bert {
         let layers = (0..config.num_hidden_layers)
             .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), config, head_dim))
             .collect::<candle_core::Result<_>>()?;
+        let on_cpu = vb.device().is_cpu() && vb.dtype() == DType::F32;
+        let cpu = if on_cpu {
+            let Some(beta) = embeddings_norm.bias() else {
+                candle_core::bail!("the BERT embedding norm has a bias");
+            };
+            Some(CpuEmbeddings {
+                positions: position_embeddings.flatten_all()?.to_vec1::<f32>()?,
+                norm: BiasResidualNorm {
+                    bias: vec![0.0; hidden],
+                    gamma: embeddings_norm.weight().to_vec1::<f32>()?,
+                    beta: beta.to_vec1::<f32>()?,
+                    eps: config.layer_norm_eps as f32,
+                },
+            })
+        } else {
+            None
+        };
         Ok(Self {
+            cpu,
             word_embeddings,
             position_embeddings,
             token_type_embeddings,
@@ -91,13 +127,14 @@ impl Bert {
         })
     }
 
-    /// Encodes a right-padded batch: `ids`, `type_ids` and `mask` are `(batch, length)`
-    /// u32 tensors; returns `(batch, length, hidden)`.
+    /// Encodes a right-padded batch: `ids` and `type_ids` are `(batch, length)` u32
+    /// tensors and `lengths` holds the number of real tokens per sequence; returns
+    /// `(batch, length, hidden)`.
     pub fn forward(
         &self,
         ids: &Tensor,
         type_ids: &Tensor,
-        mask: &Tensor,
+        lengths: &[usize],
     ) -> candle_core::Result<Tensor> {
         let (batch, length) = ids.dims2()?;
         let hidden = self.num_heads * self.head_dim;
@@ -107,24 +144,52 @@ impl Bert {
                 self.position_embeddings.dim(0)?
             );
         }
+        if lengths.len() != batch || lengths.iter().any(|&n| n == 0 || n > length) {
+            candle_core::bail!("lengths {lengths:?} do not fit a batch of {batch} × {length}");
+        }
 
         let words = self.word_embeddings.embedding(&ids.flatten_all()?)?;
         let types = self
             .token_type_embeddings
             .embedding(&type_ids.flatten_all()?)?;
-        let positions = self.position_embeddings.narrow(0, 0, length)?;
-        let embedded = (words + types)?
-            .reshape((batch, length, hidden))?
-            .broadcast_add(&positions)?;
-        let mut x = self
-            .embeddings_norm
-            .forward(&embedded)?
-            .reshape((batch * length, hidden))?;
+        let mut x = match &self.cpu {
+            Some(cpu) if rows::supports(&words) => words.apply_op2_no_bwd(
+                &types,
+                &EmbeddingNorm {
+                    positions: &cpu.positions,
+                    length,
+                    norm: &cpu.norm,
+                },
+            )?,
+            _ => {
+                let positions = self.position_embeddings.narrow(0, 0, length)?;
+                let embedded = (words + types)?
+                    .reshape((batch, length, hidden))?
+                    .broadcast_add(&positions)?;
+                self.embeddings_norm
+                    .forward(&embedded)?
+                    .reshape((batch * length, hidden))?
+            }
+        };
 
-        let mask_bias =
-            ((mask.to_dtype(x.dtype())? - 1.0)? * -MASKED_SCORE)?.reshape((batch, 1, 1, length))?;
+        let masking = Masking::new(x.device(), lengths, length, self.num_heads)?;
+        let fused =
+            (length <= FUSED_ATTENTION_MAX_LENGTH && FusedAttention::supports(&x)).then(|| {
+                FusedAttention {
+                    length,
+                    valid: lengths.to_vec(),
+                    heads: self.num_heads,
+                    head_dim: self.head_dim,
+                }
+            });
         for layer in &self.layers {
-            x = layer.forward(&x, &mask_bias, self, (batch, length))?;
+            let attention = Attention {
+                fused: fused.as_ref(),
+                masking: &masking,
+                batch,
+                length,
+            };
+            x = layer.forward(&x, &attention, self)?;
         }
         x.reshape((batch, length, hidden))
     }
@@ -135,6 +200,78 @@ impl Bert {
             HiddenAct::GeluApproximate => x.gelu(),
             HiddenAct::Relu => x.relu(),
         }
+    }
+}
+
+/// What a layer needs to compute attention for the current batch.
+struct Attention<'a> {
+    /// The fused CPU kernel, when it supports the batch's device and dtype.
+    fused: Option<&'a FusedAttention>,
+    /// How padded keys are excluded from the softmax.
+    masking: &'a Masking,
+    batch: usize,
+    length: usize,
+}
+
+/// How attention leaves out padded keys.
+enum Masking {
+    /// The fused masked softmax, on the CPU.
+    Cpu(MaskedSoftmax),
+    /// A `(batch, 1, 1, length)` bias added to the scores before the softmax: 0 for real
+    /// tokens and a large negative score for padding.
+    Bias(Tensor),
+}
+
+impl Masking {
+    fn new(
+        device: &candle_core::Device,
+        lengths: &[usize],
+        length: usize,
+        heads: usize,
+    ) -> candle_core::Result<Self> {
+        if device.is_cpu() {
+            return Ok(Masking::Cpu(MaskedSoftmax {
+                valid: lengths.to_vec(),
+                heads,
+                length,
+            }));
+        }
+        let bias: Vec<f32> = lengths
+            .iter()
+            .flat_map(|&n| (0..length).map(move |i| if i < n { 0.0 } else { MASKED_SCORE }))
+            .collect();
+        Ok(Masking::Bias(Tensor::from_vec(
+            bias,
+            (lengths.len(), 1, 1, length),
+            device,
+        )?))
+    }
+}
+
+impl Attention<'_> {
+    /// Computes attention with candle operations, for devices without the fused kernel.
+    fn unfused(&self, qkv: &Tensor, model: &Bert) -> candle_core::Result<Tensor> {
+        let (heads, head_dim) = (model.num_heads, model.head_dim);
+
+        // (batch*length, 3*hidden) -> three (batch, heads, length, head_dim) tensors.
+        let qkv = qkv
+            .reshape((self.batch, self.length, 3, heads, head_dim))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+
+        let scores = q.matmul(&k.t()?)?;
+        let probabilities = match self.masking {
+            Masking::Cpu(softmax) => scores
+                .reshape((self.batch * heads * self.length, self.length))?
+                .apply_op1_no_bwd(softmax)?
+                .reshape((self.batch, heads, self.length, self.length))?,
+            Masking::Bias(bias) => candle_nn::ops::softmax_last_dim(&scores.broadcast_add(bias)?)?,
+        };
+        probabilities
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((self.batch * self.length, heads * head_dim))
     }
 }
 
@@ -156,7 +293,7 @@ impl Layer {
         let qkv_bias = Tensor::cat(&[(q_bias * scale)?, k_bias, v_bias], 0)?;
 
         let eps = config.layer_norm_eps;
-        Ok(Self {
+        let layer = Self {
             qkv: Linear::new(qkv_weight, Some(qkv_bias)),
             attention_output: candle_nn::linear(hidden, hidden, vb.pp("attention.output.dense"))?,
             attention_norm: candle_nn::layer_norm(
@@ -171,35 +308,33 @@ impl Layer {
             )?,
             output: candle_nn::linear(config.intermediate_size, hidden, vb.pp("output.dense"))?,
             output_norm: candle_nn::layer_norm(hidden, eps, vb.pp("output.LayerNorm"))?,
-        })
+            cpu: None,
+        };
+        let on_cpu = vb.device().is_cpu() && vb.dtype() == DType::F32;
+        let gelu = config.hidden_act == HiddenAct::Gelu;
+        let cpu = if on_cpu && gelu {
+            Some(RowKernels::new(&layer, eps as f32)?)
+        } else {
+            None
+        };
+        Ok(Self { cpu, ..layer })
     }
 
     /// Runs one layer on `x` of shape `(batch * length, hidden)`.
     fn forward(
         &self,
         x: &Tensor,
-        mask_bias: &Tensor,
+        attention: &Attention,
         model: &Bert,
-        (batch, length): (usize, usize),
     ) -> candle_core::Result<Tensor> {
-        let (heads, head_dim) = (model.num_heads, model.head_dim);
-        let hidden = heads * head_dim;
-
-        // (batch*length, 3*hidden) -> three (batch, heads, length, head_dim) tensors.
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((batch, length, 3, heads, head_dim))?
-            .permute((2, 0, 3, 1, 4))?
-            .contiguous()?;
-        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask_bias)?;
-        let probabilities = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = probabilities
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((batch * length, hidden))?;
+        if let Some(kernels) = self.cpu.as_ref().filter(|_| rows::supports(x)) {
+            return self.forward_cpu(x, attention, model, kernels);
+        }
+        let qkv = self.qkv.forward(x)?;
+        let context = match attention.fused {
+            Some(fused) => fused.forward(&qkv)?,
+            None => attention.unfused(&qkv, model)?,
+        };
 
         let attended = self
             .attention_norm
@@ -207,5 +342,75 @@ impl Layer {
         let intermediate = model.activate(&self.intermediate.forward(&attended)?)?;
         self.output_norm
             .forward(&(self.output.forward(&intermediate)? + attended)?)
+    }
+
+    /// The same computation as [`Layer::forward`], with the elementwise steps fused into
+    /// the row kernels.
+    fn forward_cpu(
+        &self,
+        x: &Tensor,
+        attention: &Attention,
+        model: &Bert,
+        kernels: &RowKernels,
+    ) -> candle_core::Result<Tensor> {
+        let qkv = x
+            .matmul(&self.qkv.weight().t()?)?
+            .apply_op1_no_bwd(&kernels.qkv_bias)?;
+        let context = match attention.fused {
+            Some(fused) => fused.forward(&qkv)?,
+            None => attention.unfused(&qkv, model)?,
+        };
+
+        let attended = context
+            .matmul(&self.attention_output.weight().t()?)?
+            .apply_op2_no_bwd(x, &kernels.attention_norm)?;
+        let intermediate = attended
+            .matmul(&self.intermediate.weight().t()?)?
+            .apply_op1_no_bwd(&kernels.intermediate)?;
+        intermediate
+            .matmul(&self.output.weight().t()?)?
+            .apply_op2_no_bwd(&attended, &kernels.output_norm)
+    }
+}
+
+/// The biases and norm weights of one layer as plain vectors, for the row kernels.
+struct RowKernels {
+    qkv_bias: BiasActivation,
+    attention_norm: BiasResidualNorm,
+    intermediate: BiasActivation,
+    output_norm: BiasResidualNorm,
+}
+
+impl RowKernels {
+    fn new(layer: &Layer, eps: f32) -> candle_core::Result<Self> {
+        let bias = |linear: &Linear| -> candle_core::Result<Vec<f32>> {
+            match linear.bias() {
+                Some(bias) => bias.to_vec1::<f32>(),
+                None => candle_core::bail!("BERT projections have a bias"),
+            }
+        };
+        let norm = |linear: &Linear, norm: &LayerNorm| -> candle_core::Result<BiasResidualNorm> {
+            let Some(beta) = norm.bias() else {
+                candle_core::bail!("BERT layer norms have a bias");
+            };
+            Ok(BiasResidualNorm {
+                bias: bias(linear)?,
+                gamma: norm.weight().to_vec1::<f32>()?,
+                beta: beta.to_vec1::<f32>()?,
+                eps,
+            })
+        };
+        Ok(Self {
+            qkv_bias: BiasActivation {
+                bias: bias(&layer.qkv)?,
+                gelu: false,
+            },
+            attention_norm: norm(&layer.attention_output, &layer.attention_norm)?,
+            intermediate: BiasActivation {
+                bias: bias(&layer.intermediate)?,
+                gelu: true,
+            },
+            output_norm: norm(&layer.output, &layer.output_norm)?,
+        })
     }
 }

@@ -1,8 +1,11 @@
 //! Embeddings: text (BERT family) now, images later; both return [`Embeddings`].
 
+mod attention;
 mod bert;
 mod embeddings;
 mod gelu;
+mod pooling;
+mod rows;
 mod text;
 mod text_config;
 

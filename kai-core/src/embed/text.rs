@@ -4,16 +4,17 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{D, DType, Device, IndexOp, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use super::bert::Bert;
 use super::embeddings::Embeddings;
+use super::pooling::pool;
 use super::text_config::TextModelSettings;
 use crate::device::{describe, model_dtype};
 use crate::error::{Error, Result};
-use crate::models::{ModelFolder, ModelStore, Pooling};
+use crate::models::{ModelFolder, ModelStore};
 
 /// Inputs per forward pass when the caller does not choose. Inputs are sorted by length
 /// first, so each batch pads little.
@@ -178,76 +179,30 @@ impl TextEmbedder {
 
         let mut ids = Vec::with_capacity(batch.len() * length);
         let mut type_ids = Vec::with_capacity(batch.len() * length);
-        let mut mask = Vec::with_capacity(batch.len() * length);
         for encoding in batch {
-            let padding = length - encoding.len();
-            ids.extend(
-                encoding
-                    .get_ids()
-                    .iter()
-                    .copied()
-                    .chain(std::iter::repeat_n(0, padding)),
-            );
-            type_ids.extend(
-                encoding
-                    .get_type_ids()
-                    .iter()
-                    .copied()
-                    .chain(std::iter::repeat_n(0, padding)),
-            );
-            mask.extend(
-                std::iter::repeat_n(1u32, encoding.len()).chain(std::iter::repeat_n(0, padding)),
-            );
+            let padding = std::iter::repeat_n(0, length - encoding.len());
+            ids.extend(encoding.get_ids().iter().copied().chain(padding.clone()));
+            type_ids.extend(encoding.get_type_ids().iter().copied().chain(padding));
         }
         let shape = (batch.len(), length);
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let type_ids = Tensor::from_vec(type_ids, shape, &self.device)?;
-        let mask = Tensor::from_vec(mask, shape, &self.device)?;
 
-        let hidden = self.model.forward(&ids, &type_ids, &mask)?;
-        let pooled = pool(&hidden, &mask, self.settings.pooling)?;
-        let pooled = if self.settings.normalize {
-            l2_normalize(&pooled)?
-        } else {
-            pooled
-        };
-        Ok(pooled
+        let lengths: Vec<usize> = batch.iter().map(|e| e.len()).collect();
+        let hidden = self.model.forward(&ids, &type_ids, &lengths)?;
+        let hidden = hidden
             .to_dtype(DType::F32)?
             .flatten_all()?
-            .to_vec1::<f32>()?)
+            .to_vec1::<f32>()?;
+        Ok(pool(
+            &hidden,
+            length,
+            self.dimension(),
+            &lengths,
+            self.settings.pooling,
+            self.settings.normalize,
+        ))
     }
-}
-
-/// Pools `hidden` (`batch × tokens × dim`) over the tokens that `mask` keeps.
-fn pool(hidden: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<Tensor> {
-    let mask = mask.to_dtype(hidden.dtype())?.unsqueeze(D::Minus1)?;
-    let pooled = match pooling {
-        Pooling::Cls => hidden.i((.., 0))?,
-        Pooling::Mean => {
-            let sum = hidden.broadcast_mul(&mask)?.sum(1)?;
-            // sentence-transformers clamps the token count at 1e-9 so an all-padding row
-            // divides by a tiny number instead of zero.
-            let count = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-            sum.broadcast_div(&count)?
-        }
-        Pooling::Max => {
-            // Padding positions get -1e9, as in sentence-transformers, so they never win.
-            let penalty = ((mask.ones_like()? - &mask)? * -1e9)?;
-            hidden.broadcast_add(&penalty)?.max(1)?
-        }
-    };
-    Ok(pooled)
-}
-
-/// Scales each row to unit L2 norm; rows shorter than 1e-12 are divided by 1e-12, as
-/// PyTorch's `normalize` does.
-fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .clamp(1e-12, f64::MAX)?;
-    Ok(x.broadcast_div(&norm)?)
 }
 
 fn load_tokenizer(folder: &ModelFolder, max_sequence_length: usize) -> Result<Tokenizer> {

@@ -1,0 +1,241 @@
+//! Multi-head self-attention over right-padded sequences, fused into one CPU kernel.
+//!
+//! Written as candle operations, attention costs two batched matrix products per layer,
+//! each issued as one small multi-threaded product per sequence and head, plus copies to
+//! split heads, a mask addition and a softmax over a `(batch, heads, length, length)`
+//! tensor. For the short sequences typical of material names that overhead outweighs the
+//! arithmetic. This kernel reads queries, keys and values straight from the fused
+//! projection output, runs one task per (sequence, head) on rayon's pool, and skips padded
+//! keys, whose softmax weight would be exactly zero anyway.
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Attention for a batch of right-padded sequences.
+pub(crate) struct FusedAttention {
+    /// Tokens per sequence including padding.
+    pub length: usize,
+    /// Number of real tokens in each sequence; the rest is padding.
+    pub valid: Vec<usize>,
+    pub heads: usize,
+    pub head_dim: usize,
+}
+
+impl FusedAttention {
+    /// Computes attention from `qkv`, the `(batch * length, 3 * hidden)` output of the
+    /// fused projection whose query part is already scaled by `1/sqrt(head_dim)`; returns
+    /// the `(batch * length, hidden)` context. Only for contiguous f32 on the CPU.
+    pub fn forward(&self, qkv: &Tensor) -> candle_core::Result<Tensor> {
+        qkv.apply_op1_no_bwd(self)
+    }
+
+    /// Returns whether this kernel handles `qkv`.
+    pub fn supports(qkv: &Tensor) -> bool {
+        qkv.device().is_cpu() && qkv.dtype() == DType::F32 && qkv.is_contiguous()
+    }
+
+    /// Computes the context of one (sequence, head) pair: `length × head_dim` values.
+    fn head(&self, qkv: &[f32], sequence: usize, head: usize) -> Vec<f32> {
+        let hidden = self.heads * self.head_dim;
+        let row_stride = 3 * hidden;
+        let base = sequence * self.length * row_stride;
+        let offset = head * self.head_dim;
+        let valid = self.valid[sequence];
+        let row = |token: usize, part: usize| {
+            let start = base + token * row_stride + part * hidden + offset;
+            &qkv[start..start + self.head_dim]
+        };
+
+        let mut context = vec![0f32; self.length * self.head_dim];
+        let mut weights = vec![0f32; valid];
+        for (query, out) in context.chunks_exact_mut(self.head_dim).enumerate() {
+            let q = row(query, 0);
+            let mut max = f32::NEG_INFINITY;
+            for (key, weight) in weights.iter_mut().enumerate() {
+                *weight = dot(q, row(key, 1));
+                max = max.max(*weight);
+            }
+            let mut sum = 0f32;
+            for weight in weights.iter_mut() {
+                *weight = (*weight - max).exp();
+                sum += *weight;
+            }
+            let scale = 1.0 / sum;
+            for (key, &weight) in weights.iter().enumerate() {
+                let w = weight * scale;
+                for (o, &v) in out.iter_mut().zip(row(key, 2)) {
+                    *o += w * v;
+                }
+            }
+        }
+        context
+    }
+}
+
+impl CustomOp1 for FusedAttention {
+    fn name(&self) -> &'static str {
+        "kai-fused-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("kai-fused-attention expects an f32 tensor");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("kai-fused-attention expects a contiguous tensor");
+        };
+        let qkv = &data[start..end];
+        let batch = self.valid.len();
+        let hidden = self.heads * self.head_dim;
+        if qkv.len() != batch * self.length * 3 * hidden {
+            candle_core::bail!(
+                "kai-fused-attention: {} values for {batch} sequences of {} tokens",
+                qkv.len(),
+                self.length
+            );
+        }
+
+        let contexts: Vec<Vec<f32>> = (0..batch * self.heads)
+            .into_par_iter()
+            .map(|task| self.head(qkv, task / self.heads, task % self.heads))
+            .collect();
+
+        // Interleave the heads back into (batch * length, hidden) rows.
+        let mut output = vec![0f32; batch * self.length * hidden];
+        for (task, context) in contexts.iter().enumerate() {
+            let (sequence, head) = (task / self.heads, task % self.heads);
+            for (token, values) in context.chunks_exact(self.head_dim).enumerate() {
+                let start = (sequence * self.length + token) * hidden + head * self.head_dim;
+                output[start..start + self.head_dim].copy_from_slice(values);
+            }
+        }
+        Ok((
+            CpuStorage::F32(output),
+            Shape::from((batch * self.length, hidden)),
+        ))
+    }
+}
+
+/// Dot product with eight independent sums, so the compiler can keep them in vector
+/// registers instead of adding one element at a time.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut sums = [0f32; 8];
+    let mut a_chunks = a.chunks_exact(8);
+    let mut b_chunks = b.chunks_exact(8);
+    for (x, y) in (&mut a_chunks).zip(&mut b_chunks) {
+        for lane in 0..8 {
+            sums[lane] += x[lane] * y[lane];
+        }
+    }
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    sums.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{D, Device, Tensor};
+
+    use super::*;
+
+    /// Attention written with plain candle operations, as the reference.
+    fn reference(
+        qkv: &Tensor,
+        valid: &[usize],
+        length: usize,
+        heads: usize,
+        head_dim: usize,
+    ) -> Tensor {
+        let batch = valid.len();
+        let hidden = heads * head_dim;
+        let qkv = qkv
+            .reshape((batch, length, 3, heads, head_dim))
+            .unwrap()
+            .permute((2, 0, 3, 1, 4))
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        let (q, k, v) = (
+            qkv.get(0).unwrap(),
+            qkv.get(1).unwrap(),
+            qkv.get(2).unwrap(),
+        );
+        let mask: Vec<f32> = valid
+            .iter()
+            .flat_map(|&n| (0..length).map(move |i| if i < n { 0.0 } else { -1e30 }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (batch, 1, 1, length), &Device::Cpu).unwrap();
+        let scores = q
+            .matmul(&k.t().unwrap())
+            .unwrap()
+            .broadcast_add(&mask)
+            .unwrap();
+        let probabilities = candle_nn::ops::softmax(&scores, D::Minus1).unwrap();
+        probabilities
+            .matmul(&v)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((batch * length, hidden))
+            .unwrap()
+    }
+
+    #[test]
+    fn matches_unfused_attention() {
+        let (length, heads, head_dim) = (7, 3, 12);
+        let valid = vec![7, 4, 1];
+        let values = (valid.len() * length * 3 * heads * head_dim) as u32;
+        let data: Vec<f32> = (0..values)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) >> 16) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let qkv = Tensor::from_vec(
+            data,
+            (valid.len() * length, 3 * heads * head_dim),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let op = FusedAttention {
+            length,
+            valid: valid.clone(),
+            heads,
+            head_dim,
+        };
+        let fused = op
+            .forward(&qkv)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let expected = reference(&qkv, &valid, length, heads, head_dim)
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(fused.len(), expected.len());
+        for (a, b) in fused.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_size() {
+        let qkv = Tensor::zeros((5, 9), DType::F32, &Device::Cpu).unwrap();
+        let op = FusedAttention {
+            length: 2,
+            valid: vec![2, 2],
+            heads: 1,
+            head_dim: 3,
+        };
+        assert!(op.forward(&qkv).is_err());
+    }
+}
