@@ -65,13 +65,13 @@ impl TextEmbedder {
         })
     }
 
-    /// The model name.
+    /// Returns the model name.
     #[napi(getter)]
     pub fn name(&self) -> String {
         self.inner.name().to_owned()
     }
 
-    /// The length of each vector.
+    /// Returns the length of each vector.
     #[napi(getter)]
     pub fn dimension(&self) -> u32 {
         self.inner.dimension() as u32

@@ -72,19 +72,19 @@ impl TextEmbedder {
         Ok(Self { inner })
     }
 
-    /// The model name.
+    /// Returns the model name.
     #[getter]
     fn name(&self) -> &str {
         self.inner.name()
     }
 
-    /// The length of each vector.
+    /// Returns the length of each vector.
     #[getter]
     fn dimension(&self) -> usize {
         self.inner.dimension()
     }
 
-    /// The number of word pieces, special tokens included, after which input is cut.
+    /// Returns the number of word pieces, special tokens included, after which input is cut.
     #[getter]
     fn max_sequence_length(&self) -> usize {
         self.inner.max_sequence_length()

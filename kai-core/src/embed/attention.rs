@@ -34,25 +34,67 @@ impl FusedAttention {
         qkv.device().is_cpu() && qkv.dtype() == DType::F32 && qkv.is_contiguous()
     }
 
-    /// Computes the context of one (sequence, head) pair: `length × head_dim` values.
+    /// Computes the context of one (sequence, head) pair: `length × head_dim` values,
+    /// with the widest vector instructions the CPU has.
     fn head(&self, qkv: &[f32], sequence: usize, head: usize) -> Vec<f32> {
-        let hidden = self.heads * self.head_dim;
-        let row_stride = 3 * hidden;
-        let base = sequence * self.length * row_stride;
-        let offset = head * self.head_dim;
-        let valid = self.valid[sequence];
-        let row = |token: usize, part: usize| {
-            let start = base + token * row_stride + part * hidden + offset;
-            &qkv[start..start + self.head_dim]
-        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F, checked just above.
+                #[allow(unsafe_code)]
+                return unsafe { self.head_avx512(qkv, sequence, head) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                #[allow(unsafe_code)]
+                return unsafe { self.head_avx2(qkv, sequence, head) };
+            }
+        }
+        self.head_portable(qkv, sequence, head)
+    }
 
-        let mut context = vec![0f32; self.length * self.head_dim];
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn head_avx512(&self, qkv: &[f32], sequence: usize, head: usize) -> Vec<f32> {
+        self.head_portable(qkv, sequence, head)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn head_avx2(&self, qkv: &[f32], sequence: usize, head: usize) -> Vec<f32> {
+        self.head_portable(qkv, sequence, head)
+    }
+
+    /// The kernel body; inlined into each instruction-set variant above, so the compiler
+    /// vectorises it for that variant.
+    #[inline(always)]
+    fn head_portable(&self, qkv: &[f32], sequence: usize, head: usize) -> Vec<f32> {
+        let dim = self.head_dim;
+        let hidden = self.heads * dim;
+        let row_stride = 3 * hidden;
+        let base = sequence * self.length * row_stride + head * dim;
+        let valid = self.valid[sequence];
+
+        // Copy this head's keys and values into contiguous blocks: the rows are 3 * hidden
+        // apart in qkv, and every query reads all of them.
+        let mut keys = Vec::with_capacity(valid * dim);
+        let mut values = Vec::with_capacity(valid * dim);
+        for token in 0..valid {
+            let start = base + token * row_stride;
+            keys.extend_from_slice(&qkv[start + hidden..start + hidden + dim]);
+            values.extend_from_slice(&qkv[start + 2 * hidden..start + 2 * hidden + dim]);
+        }
+
+        let mut context = vec![0f32; self.length * dim];
         let mut weights = vec![0f32; valid];
-        for (query, out) in context.chunks_exact_mut(self.head_dim).enumerate() {
-            let q = row(query, 0);
+        for (query, out) in context.chunks_exact_mut(dim).enumerate() {
+            let start = base + query * row_stride;
+            let q = &qkv[start..start + dim];
             let mut max = f32::NEG_INFINITY;
-            for (key, weight) in weights.iter_mut().enumerate() {
-                *weight = dot(q, row(key, 1));
+            for (weight, key) in weights.iter_mut().zip(keys.chunks_exact(dim)) {
+                *weight = dot(q, key);
                 max = max.max(*weight);
             }
             let mut sum = 0f32;
@@ -61,9 +103,9 @@ impl FusedAttention {
                 sum += *weight;
             }
             let scale = 1.0 / sum;
-            for (key, &weight) in weights.iter().enumerate() {
+            for (&weight, value) in weights.iter().zip(values.chunks_exact(dim)) {
                 let w = weight * scale;
-                for (o, &v) in out.iter_mut().zip(row(key, 2)) {
+                for (o, &v) in out.iter_mut().zip(value) {
                     *o += w * v;
                 }
             }

@@ -21,15 +21,16 @@ use super::attention::FusedAttention;
 use super::gelu::gelu_erf;
 use super::rows::{self, BiasActivation, BiasResidualNorm, EmbeddingNorm, MaskedSoftmax};
 
-/// Large negative score added to padded key positions, as the Hugging Face model does with
-/// the dtype's minimum; `exp` of it is exactly 0 in f32.
+/// Large negative score added to padded key positions, like the dtype minimum that the
+/// Hugging Face model adds. Its `exp` is exactly 0 in f32.
 const MASKED_SCORE: f32 = -1e30;
 
-/// Longest padded batch that uses the fused attention kernel. Its loops are plain Rust,
-/// so for long sequences, where the arithmetic outweighs the per-call overhead, candle's
-/// SIMD matrix products win. NOTE: 64 was picked from one benchmark run on a 2-core x86-64
-/// machine (benches/RESULTS.md), not tuned per CPU.
-const FUSED_ATTENTION_MAX_LENGTH: usize = 64;
+/// Longest padded batch that uses the fused attention kernel. Its loops are vectorised by
+/// the compiler but not blocked for the cache, so for long sequences, where arithmetic
+/// outweighs per-call overhead, candle's matrix products win. NOTE: 128 comes from runs of
+/// benches/text_embed.py on one 2-core AVX-512 machine (64 and 512 were slower), not from
+/// tuning per CPU.
+const FUSED_ATTENTION_MAX_LENGTH: usize = 128;
 
 /// The encoder's weights and shape.
 pub(crate) struct Bert {
@@ -51,15 +52,21 @@ struct CpuEmbeddings {
     norm: BiasResidualNorm,
 }
 
-struct Layer {
+/// One encoder layer, with its weights in the form its device runs fastest.
+enum Layer {
+    /// Candle modules, for GPUs and activations other than GELU.
+    Candle(CandleLayer),
+    /// Transposed weights and fused row kernels, for f32 models on the CPU.
+    Cpu(RowKernels),
+}
+
+struct CandleLayer {
     qkv: Linear,
     attention_output: Linear,
     attention_norm: LayerNorm,
     intermediate: Linear,
     output: Linear,
     output_norm: LayerNorm,
-    /// Fused elementwise kernels, for f32 models on the CPU.
-    cpu: Option<RowKernels>,
 }
 
 impl Bert {
@@ -128,7 +135,7 @@ impl Bert {
     }
 
     /// Encodes a right-padded batch: `ids` and `type_ids` are `(batch, length)` u32
-    /// tensors and `lengths` holds the number of real tokens per sequence; returns
+    /// tensors and `lengths` gives the number of real tokens per sequence; returns
     /// `(batch, length, hidden)`.
     pub fn forward(
         &self,
@@ -203,17 +210,17 @@ impl Bert {
     }
 }
 
-/// What a layer needs to compute attention for the current batch.
+/// Per-batch inputs of a layer's attention.
 struct Attention<'a> {
     /// The fused CPU kernel, when it supports the batch's device and dtype.
     fused: Option<&'a FusedAttention>,
-    /// How padded keys are excluded from the softmax.
+    /// The method that excludes padded keys from the softmax.
     masking: &'a Masking,
     batch: usize,
     length: usize,
 }
 
-/// How attention leaves out padded keys.
+/// Exclusion of padded keys from attention.
 enum Masking {
     /// The fused masked softmax, on the CPU.
     Cpu(MaskedSoftmax),
@@ -293,7 +300,7 @@ impl Layer {
         let qkv_bias = Tensor::cat(&[(q_bias * scale)?, k_bias, v_bias], 0)?;
 
         let eps = config.layer_norm_eps;
-        let layer = Self {
+        let layer = CandleLayer {
             qkv: Linear::new(qkv_weight, Some(qkv_bias)),
             attention_output: candle_nn::linear(hidden, hidden, vb.pp("attention.output.dense"))?,
             attention_norm: candle_nn::layer_norm(
@@ -308,16 +315,13 @@ impl Layer {
             )?,
             output: candle_nn::linear(config.intermediate_size, hidden, vb.pp("output.dense"))?,
             output_norm: candle_nn::layer_norm(hidden, eps, vb.pp("output.LayerNorm"))?,
-            cpu: None,
         };
         let on_cpu = vb.device().is_cpu() && vb.dtype() == DType::F32;
-        let gelu = config.hidden_act == HiddenAct::Gelu;
-        let cpu = if on_cpu && gelu {
-            Some(RowKernels::new(&layer, eps as f32)?)
+        if on_cpu && config.hidden_act == HiddenAct::Gelu {
+            Ok(Layer::Cpu(RowKernels::new(&layer, eps as f32)?))
         } else {
-            None
-        };
-        Ok(Self { cpu, ..layer })
+            Ok(Layer::Candle(layer))
+        }
     }
 
     /// Runs one layer on `x` of shape `(batch * length, hidden)`.
@@ -327,9 +331,20 @@ impl Layer {
         attention: &Attention,
         model: &Bert,
     ) -> candle_core::Result<Tensor> {
-        if let Some(kernels) = self.cpu.as_ref().filter(|_| rows::supports(x)) {
-            return self.forward_cpu(x, attention, model, kernels);
+        match self {
+            Layer::Candle(layer) => layer.forward(x, attention, model),
+            Layer::Cpu(kernels) => kernels.forward(&x.contiguous()?, attention, model),
         }
+    }
+}
+
+impl CandleLayer {
+    fn forward(
+        &self,
+        x: &Tensor,
+        attention: &Attention,
+        model: &Bert,
+    ) -> candle_core::Result<Tensor> {
         let qkv = self.qkv.forward(x)?;
         let context = match attention.fused {
             Some(fused) => fused.forward(&qkv)?,
@@ -343,38 +358,15 @@ impl Layer {
         self.output_norm
             .forward(&(self.output.forward(&intermediate)? + attended)?)
     }
-
-    /// The same computation as [`Layer::forward`], with the elementwise steps fused into
-    /// the row kernels.
-    fn forward_cpu(
-        &self,
-        x: &Tensor,
-        attention: &Attention,
-        model: &Bert,
-        kernels: &RowKernels,
-    ) -> candle_core::Result<Tensor> {
-        let qkv = x
-            .matmul(&self.qkv.weight().t()?)?
-            .apply_op1_no_bwd(&kernels.qkv_bias)?;
-        let context = match attention.fused {
-            Some(fused) => fused.forward(&qkv)?,
-            None => attention.unfused(&qkv, model)?,
-        };
-
-        let attended = context
-            .matmul(&self.attention_output.weight().t()?)?
-            .apply_op2_no_bwd(x, &kernels.attention_norm)?;
-        let intermediate = attended
-            .matmul(&self.intermediate.weight().t()?)?
-            .apply_op1_no_bwd(&kernels.intermediate)?;
-        intermediate
-            .matmul(&self.output.weight().t()?)?
-            .apply_op2_no_bwd(&attended, &kernels.output_norm)
-    }
 }
 
-/// The biases and norm weights of one layer as plain vectors, for the row kernels.
+/// One layer's weights laid out for the CPU: projection matrices transposed to
+/// `(in, out)` row-major, biases and norm weights as plain vectors for the row kernels.
 struct RowKernels {
+    qkv_weight: Tensor,
+    attention_output_weight: Tensor,
+    intermediate_weight: Tensor,
+    output_weight: Tensor,
     qkv_bias: BiasActivation,
     attention_norm: BiasResidualNorm,
     intermediate: BiasActivation,
@@ -382,7 +374,7 @@ struct RowKernels {
 }
 
 impl RowKernels {
-    fn new(layer: &Layer, eps: f32) -> candle_core::Result<Self> {
+    fn new(layer: &CandleLayer, eps: f32) -> candle_core::Result<Self> {
         let bias = |linear: &Linear| -> candle_core::Result<Vec<f32>> {
             match linear.bias() {
                 Some(bias) => bias.to_vec1::<f32>(),
@@ -400,7 +392,14 @@ impl RowKernels {
                 eps,
             })
         };
+        // gemm repacks the right-hand matrix on every product; packing from row-major
+        // (in, out) memory is cheaper than from the transposed view of (out, in) weights.
+        let transposed = |linear: &Linear| linear.weight().t()?.contiguous();
         Ok(Self {
+            qkv_weight: transposed(&layer.qkv)?,
+            attention_output_weight: transposed(&layer.attention_output)?,
+            intermediate_weight: transposed(&layer.intermediate)?,
+            output_weight: transposed(&layer.output)?,
             qkv_bias: BiasActivation {
                 bias: bias(&layer.qkv)?,
                 gelu: false,
@@ -412,5 +411,32 @@ impl RowKernels {
             },
             output_norm: norm(&layer.output, &layer.output_norm)?,
         })
+    }
+
+    /// Computes the same as [`CandleLayer::forward`], with the elementwise steps fused into
+    /// the row kernels; `x` must be contiguous.
+    fn forward(
+        &self,
+        x: &Tensor,
+        attention: &Attention,
+        model: &Bert,
+    ) -> candle_core::Result<Tensor> {
+        let qkv = x
+            .matmul(&self.qkv_weight)?
+            .apply_op1_no_bwd(&self.qkv_bias)?;
+        let context = match attention.fused {
+            Some(fused) => fused.forward(&qkv)?,
+            None => attention.unfused(&qkv, model)?,
+        };
+
+        let attended = context
+            .matmul(&self.attention_output_weight)?
+            .apply_op2_no_bwd(x, &self.attention_norm)?;
+        let intermediate = attended
+            .matmul(&self.intermediate_weight)?
+            .apply_op1_no_bwd(&self.intermediate)?;
+        intermediate
+            .matmul(&self.output_weight)?
+            .apply_op2_no_bwd(&attended, &self.output_norm)
     }
 }

@@ -148,7 +148,7 @@ impl TextEmbedder {
             .encode_batch(inputs, true)
             .map_err(|err| Error::Tokenizer(err.to_string()))?;
 
-        // Longest first, so each batch holds texts of similar length and pads little.
+        // Longest first, so each batch contains texts of similar length and pads little.
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::models::{ModelFolder, Pooling};
 
-/// How a text model turns text into one vector.
+/// Settings that turn a text model's token vectors into one vector per text.
 #[derive(Debug, Clone)]
 pub(crate) struct TextModelSettings {
     pub bert: bert::Config,

@@ -13,13 +13,13 @@ use crate::error::{Error, Result};
 /// Files a Hugging Face-style BERT folder must contain.
 pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
 
-/// A folder that holds one sub-folder per model (`MODEL_DIR`).
+/// A folder that contains one sub-folder per model (`MODEL_DIR`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelStore {
     root: PathBuf,
 }
 
-/// A model folder found on disk, with the manifest that describes it if kai knows one.
+/// A model folder found on disk, with its built-in manifest if it has one.
 #[derive(Debug, Clone)]
 pub struct ModelFolder {
     /// The model name: the manifest's name, or the folder's name.

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // Test helpers unwrap: a panic is the failure report.
 
 mod common;
+mod device;
 mod fetch;
 mod model_folders;
 mod text_embedding;
