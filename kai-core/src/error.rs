@@ -64,6 +64,10 @@ pub enum Error {
     /// The tokenizer failed on an input it should accept.
     #[error("tokenizer failed: {0}")]
     Tokenizer(String),
+
+    /// A bug in kai, such as a panic that a binding caught.
+    #[error("internal error: {0}; please report it as a bug")]
+    Internal(String),
 }
 
 /// The category of an [`Error`], shared by every surface: Python exception classes, Node
@@ -135,7 +139,7 @@ impl Error {
             Error::Model { .. } => ErrorKind::ModelNotFound,
             Error::NotSupported(_) => ErrorKind::NotSupported,
             Error::Io { .. } => ErrorKind::Storage,
-            Error::Tensor(_) | Error::Tokenizer(_) => ErrorKind::Internal,
+            Error::Tensor(_) | Error::Tokenizer(_) | Error::Internal(_) => ErrorKind::Internal,
         }
     }
 
@@ -153,6 +157,23 @@ impl Error {
             model: model.into(),
             reason: reason.into(),
         }
+    }
+
+    /// Builds an [`Error::Internal`] from a caught panic's payload.
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic with a non-text payload".to_owned());
+        Error::Internal(format!("panic: {message}"))
+    }
+
+    /// Runs `f`, turning a panic into [`Error::Internal`], for bindings whose callers
+    /// cannot receive a Rust panic.
+    pub fn catch_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .unwrap_or_else(|payload| Err(Error::from_panic(payload.as_ref())))
     }
 
     /// Builds an [`Error::Io`] for `op` on `path`.
@@ -176,6 +197,13 @@ mod tests {
             ErrorKind::ALL.iter().map(|k| k.exit_code()).collect();
         assert_eq!(codes.len(), ErrorKind::ALL.len());
         assert_eq!(exits.len(), ErrorKind::ALL.len());
+    }
+
+    #[test]
+    fn caught_panic_is_internal() {
+        let err = Error::catch_panic::<()>(|| panic!("boom")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal);
+        assert!(err.to_string().contains("boom"), "{err}");
     }
 
     #[test]

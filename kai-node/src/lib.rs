@@ -55,11 +55,11 @@ impl TextEmbedder {
             None => ModelStore::from_env(),
         };
         let model = model.unwrap_or_else(|| kai_core::models::DEFAULT_TEXT_MODEL.to_owned());
-        let device = DeviceRequest::from_env()
-            .and_then(DeviceRequest::open)
-            .map_err(|err| to_js_error(&err))?;
-        let inner = kai_core::TextEmbedder::from_store(&store, &model, &device)
-            .map_err(|err| to_js_error(&err))?;
+        let inner = kai_core::Error::catch_panic(|| {
+            let device = DeviceRequest::from_env()?.open()?;
+            kai_core::TextEmbedder::from_store(&store, &model, &device)
+        })
+        .map_err(|err| to_js_error(&err))?;
         Ok(Self {
             inner: Arc::new(inner),
         })
@@ -99,7 +99,9 @@ impl Task for EmbedTask {
     type JsValue = Vec<Float32Array>;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(self.embedder.embed(&self.texts))
+        Ok(kai_core::Error::catch_panic(|| {
+            self.embedder.embed(&self.texts)
+        }))
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {

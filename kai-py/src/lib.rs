@@ -61,12 +61,14 @@ impl TextEmbedder {
             None => ModelStore::from_env(),
         };
         let loaded = py.detach(|| {
-            let request = match device {
-                Some(device) => device.parse()?,
-                None => DeviceRequest::from_env()?,
-            };
-            kai_core::TextEmbedder::from_store(&store, model, &request.open()?)?
-                .with_batch_size(batch_size)
+            kai_core::Error::catch_panic(|| {
+                let request = match device {
+                    Some(device) => device.parse()?,
+                    None => DeviceRequest::from_env()?,
+                };
+                kai_core::TextEmbedder::from_store(&store, model, &request.open()?)?
+                    .with_batch_size(batch_size)
+            })
         });
         let inner = loaded.map_err(|err| to_py_error(py, &err))?;
         Ok(Self { inner })
@@ -98,7 +100,7 @@ impl TextEmbedder {
         texts: Vec<String>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let vectors = py
-            .detach(|| self.inner.embed(&texts))
+            .detach(|| kai_core::Error::catch_panic(|| self.inner.embed(&texts)))
             .map_err(|err| to_py_error(py, &err))?;
         let rows = vectors.len();
         let dimension = vectors.dimension();

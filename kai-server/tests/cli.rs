@@ -231,3 +231,49 @@ fn models_fetch_unknown_exits_3() {
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("gpt-17"), "{}", stderr(&output));
 }
+
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    let Some(store) = store_with_model() else {
+        return;
+    };
+    let texts: Vec<String> = (0..300).map(|i| format!("brick {i}")).collect();
+    let mut child = kai(&["embed", "text"])
+        .args(&texts)
+        .env("MODEL_DIR", model_dir(&store))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before kai writes, as `kai … | head -0` would.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}
+
+#[test]
+fn full_disk_on_stdout_exits_6() {
+    let full = std::path::Path::new("/dev/full");
+    if !full.exists() {
+        eprintln!("skipped: this system has no /dev/full");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(kai(&["models", "list"])
+        .env("MODEL_DIR", dir.path())
+        .stdout(std::fs::File::create(full).unwrap()));
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("standard output"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn empty_model_name_exits_2() {
+    let output = run(&mut kai(&["embed", "text", "x", "--model", ""]));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("empty"), "{}", stderr(&output));
+}

@@ -10,4 +10,4 @@ mod text;
 mod text_config;
 
 pub use embeddings::{Embeddings, cosine_similarity};
-pub use text::{DEFAULT_BATCH_SIZE, TextEmbedder};
+pub use text::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, TextEmbedder};

@@ -20,6 +20,16 @@ use crate::models::{ModelFolder, ModelStore};
 /// first, so each batch pads little.
 pub const DEFAULT_BATCH_SIZE: usize = 32;
 
+/// Largest batch size [`TextEmbedder::with_batch_size`] accepts. Attention scores take
+/// `batch × 12 heads × length²` floats, about 800 MB at 256 texts of 256 tokens.
+pub const MAX_BATCH_SIZE: usize = 256;
+
+/// Bytes of input kept per token of the maximum sequence length. The tokenizer processes a
+/// whole text before truncating it, so without a cut a 10 MB line costs gigabytes.
+/// NOTE: a text whose first `256 × max_sequence_length` bytes yield fewer tokens than the
+/// maximum (long runs of whitespace, say) embeds differently from sentence-transformers.
+const BYTES_PER_TOKEN: usize = 256;
+
 /// A loaded text embedding model.
 ///
 /// Texts are tokenized with the model's tokenizer, truncated to the model's maximum
@@ -94,8 +104,11 @@ impl TextEmbedder {
     ///
     /// Returns [`Error::InvalidInput`] for 0.
     pub fn with_batch_size(mut self, batch_size: usize) -> Result<Self> {
-        if batch_size == 0 {
-            return Err(Error::invalid("batch_size", "must be at least 1, got 0"));
+        if batch_size == 0 || batch_size > MAX_BATCH_SIZE {
+            return Err(Error::invalid(
+                "batch_size",
+                format!("must be between 1 and {MAX_BATCH_SIZE}, got {batch_size}"),
+            ));
         }
         self.batch_size = batch_size;
         Ok(self)
@@ -142,7 +155,8 @@ impl TextEmbedder {
             return Ok(Embeddings::new(dimension, Vec::new()));
         }
 
-        let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        let max_bytes = self.settings.max_sequence_length * BYTES_PER_TOKEN;
+        let inputs: Vec<&str> = texts.iter().map(|t| clip(t.as_ref(), max_bytes)).collect();
         let encodings = self
             .tokenizer
             .encode_batch(inputs, true)
@@ -203,6 +217,19 @@ impl TextEmbedder {
             self.settings.normalize,
         ))
     }
+}
+
+/// Returns the longest prefix of `text` of at most `max_bytes` bytes that ends on a
+/// character boundary.
+fn clip(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn load_tokenizer(folder: &ModelFolder, max_sequence_length: usize) -> Result<Tokenizer> {

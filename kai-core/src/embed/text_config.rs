@@ -39,6 +39,12 @@ struct PoolingConfig {
     pooling_mode_mean_tokens: bool,
     #[serde(default)]
     pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pooling_mode_mean_sqrt_len_tokens: bool,
+    #[serde(default)]
+    pooling_mode_weightedmean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_lasttoken: bool,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +83,17 @@ impl TextModelSettings {
                 ),
             ));
         }
+        if bert.max_position_embeddings < 2 {
+            return Err(Error::model(
+                &folder.name,
+                format!(
+                    "{} has max_position_embeddings {}; a BERT input needs at least 2 \
+                     positions, for [CLS] and [SEP]",
+                    config_path.display(),
+                    bert.max_position_embeddings
+                ),
+            ));
+        }
 
         let (max_sequence_length, pooling, normalize) = match &folder.manifest {
             Some(m) => (m.max_sequence_length, m.pooling, m.normalize),
@@ -97,8 +114,17 @@ impl TextModelSettings {
                 ),
             ));
         }
+        if max_sequence_length < 2 {
+            return Err(Error::model(
+                &folder.name,
+                format!(
+                    "max_seq_length {max_sequence_length} is below 2, the length of \
+                     [CLS] [SEP] alone"
+                ),
+            ));
+        }
         Ok(Self {
-            max_sequence_length: max_sequence_length.clamp(2, bert.max_position_embeddings),
+            max_sequence_length: max_sequence_length.min(bert.max_position_embeddings),
             bert,
             pooling,
             normalize,
@@ -123,13 +149,39 @@ fn folder_pooling(folder: &ModelFolder) -> Result<Pooling> {
         return Ok(Pooling::Mean);
     }
     let config: PoolingConfig = parse_json(folder, &path, &read_text(folder, &path)?)?;
-    Ok(if config.pooling_mode_cls_token {
-        Pooling::Cls
-    } else if config.pooling_mode_max_tokens && !config.pooling_mode_mean_tokens {
-        Pooling::Max
-    } else {
-        Pooling::Mean
-    })
+    let modes = [
+        ("pooling_mode_cls_token", config.pooling_mode_cls_token),
+        ("pooling_mode_mean_tokens", config.pooling_mode_mean_tokens),
+        ("pooling_mode_max_tokens", config.pooling_mode_max_tokens),
+        (
+            "pooling_mode_mean_sqrt_len_tokens",
+            config.pooling_mode_mean_sqrt_len_tokens,
+        ),
+        (
+            "pooling_mode_weightedmean_tokens",
+            config.pooling_mode_weightedmean_tokens,
+        ),
+        ("pooling_mode_lasttoken", config.pooling_mode_lasttoken),
+    ];
+    let enabled: Vec<&str> = modes
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect();
+    // sentence-transformers concatenates the vectors of several enabled modes; kai
+    // supports exactly one of the three common modes.
+    match enabled.as_slice() {
+        ["pooling_mode_cls_token"] => Ok(Pooling::Cls),
+        ["pooling_mode_mean_tokens"] => Ok(Pooling::Mean),
+        ["pooling_mode_max_tokens"] => Ok(Pooling::Max),
+        _ => Err(Error::NotSupported(format!(
+            "model `{}`: {} enables [{}]; kai supports exactly one of \
+             pooling_mode_mean_tokens, pooling_mode_cls_token and pooling_mode_max_tokens",
+            folder.name,
+            path.display(),
+            enabled.join(", ")
+        ))),
+    }
 }
 
 fn folder_normalizes(folder: &ModelFolder) -> Result<bool> {

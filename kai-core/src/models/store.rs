@@ -100,6 +100,12 @@ impl ModelStore {
     /// Returns [`Error::Model`] naming each missing or corrupt file and the command that
     /// repairs it, and [`Error::NotFound`] for a name that matches nothing.
     pub fn resolve(&self, model: &str) -> Result<ModelFolder> {
+        if model.trim().is_empty() {
+            return Err(Error::invalid(
+                "model",
+                "the name is empty; give a built-in model name or a model folder",
+            ));
+        }
         if let Some(manifest) = Manifest::find(model) {
             let path = self.folder(&manifest.name);
             check_state(&manifest.name, &path, &verify(&manifest, &path)?)?;
@@ -111,6 +117,12 @@ impl ModelStore {
         }
 
         let as_path = Path::new(model);
+        if as_path.exists() && !as_path.is_dir() {
+            return Err(Error::invalid(
+                "model",
+                format!("{model} is a file, not a model folder"),
+            ));
+        }
         let path = if as_path.is_dir() {
             as_path.to_path_buf()
         } else if !model.contains(['/', '\\']) && self.folder(model).is_dir() {

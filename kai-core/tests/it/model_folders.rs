@@ -141,3 +141,92 @@ fn other_architecture_is_not_supported() {
     assert_eq!(err.kind(), ErrorKind::NotSupported);
     assert!(err.to_string().contains("gpt2"), "{err}");
 }
+
+/// Copies the files a BERT folder needs, plus the pooling config, into `name` under `dir`.
+fn bare_copy(store: &ModelStore, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let folder = dir.join(name);
+    fs::create_dir_all(folder.join("1_Pooling")).unwrap();
+    for file in REQUIRED_FILES.iter().chain(&["1_Pooling/config.json"]) {
+        fs::copy(store.folder(MODEL).join(file), folder.join(file)).unwrap();
+    }
+    folder
+}
+
+#[test]
+fn tiny_position_table_is_rejected() {
+    let Some(store) = store_with_model() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let folder = bare_copy(&store, dir.path(), "tiny");
+    let config = fs::read_to_string(folder.join("config.json")).unwrap();
+    let config = config.replace(
+        "\"max_position_embeddings\": 512",
+        "\"max_position_embeddings\": 1",
+    );
+    fs::write(folder.join("config.json"), config).unwrap();
+
+    let err = TextEmbedder::from_store(&store, folder.to_str().unwrap(), &Device::Cpu).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ModelNotFound);
+    assert!(
+        err.to_string().contains("max_position_embeddings 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn combined_pooling_modes_are_not_supported() {
+    let Some(store) = store_with_model() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let folder = bare_copy(&store, dir.path(), "cls-and-mean");
+    let pooling = r#"{"word_embedding_dimension": 384, "pooling_mode_cls_token": true,
+        "pooling_mode_mean_tokens": true}"#;
+    fs::write(folder.join("1_Pooling/config.json"), pooling).unwrap();
+
+    let err = TextEmbedder::from_store(&store, folder.to_str().unwrap(), &Device::Cpu).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotSupported);
+    assert!(err.to_string().contains("pooling_mode_cls_token"), "{err}");
+
+    let pooling = r#"{"pooling_mode_mean_sqrt_len_tokens": true}"#;
+    fs::write(folder.join("1_Pooling/config.json"), pooling).unwrap();
+    let err = TextEmbedder::from_store(&store, folder.to_str().unwrap(), &Device::Cpu).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotSupported);
+    assert!(err.to_string().contains("mean_sqrt_len"), "{err}");
+}
+
+#[test]
+fn cls_pooling_config_is_followed() {
+    let Some(store) = store_with_model() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let folder = bare_copy(&store, dir.path(), "cls");
+    fs::write(
+        folder.join("1_Pooling/config.json"),
+        r#"{"pooling_mode_cls_token": true}"#,
+    )
+    .unwrap();
+    let cls = TextEmbedder::from_store(&store, folder.to_str().unwrap(), &Device::Cpu).unwrap();
+    let mean = embedder().unwrap();
+    let a = cls.embed(&["glazed ceramic tiles"]).unwrap();
+    let b = mean.embed(&["glazed ceramic tiles"]).unwrap();
+    assert!(max_abs_diff(a.as_slice(), b.as_slice()) > 1e-3);
+}
+
+#[test]
+fn empty_name_and_file_path_are_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ModelStore::new(dir.path());
+    for name in ["", "  "] {
+        let err = store.resolve(name).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("empty"), "{err}");
+    }
+    let file = dir.path().join("weights.bin");
+    fs::write(&file, b"x").unwrap();
+    let err = store.resolve(file.to_str().unwrap()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("not a model folder"), "{err}");
+}

@@ -8,7 +8,7 @@ use kai_core::models::DEFAULT_TEXT_MODEL;
 use kai_core::{Error, TextEmbedder};
 use serde::Serialize;
 
-use super::{Cli, print_json};
+use super::{Cli, emit, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum EmbedCommand {
@@ -73,7 +73,7 @@ pub fn run(cli: &Cli, command: &EmbedCommand) -> Result<(), Error> {
     }
     for vector in &vectors {
         let line: Vec<String> = vector.iter().map(f32::to_string).collect();
-        println!("{}", line.join(" "));
+        emit(line.join(" "))?;
     }
     Ok(())
 }

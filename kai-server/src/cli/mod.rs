@@ -3,6 +3,7 @@
 mod embed;
 mod models;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,7 +18,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "MODEL_DIR", value_name = "DIR")]
     model_dir: Option<PathBuf>,
 
-    /// Device to run models on: auto, cpu or cuda:N.
+    /// Device to run models on: auto, cpu, cuda or cuda:N.
     #[arg(long, global = true, env = "KAI_DEVICE", value_name = "DEVICE")]
     device: Option<String>,
 
@@ -60,6 +61,10 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`kai … | head -1`): stop quietly, as other tools do.
+        Err(Error::Io { ref source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::from(err.kind().exit_code())
@@ -82,6 +87,12 @@ fn init_logging() {
 fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
     let text = serde_json::to_string(value)
         .map_err(|err| Error::invalid("output", format!("cannot encode JSON: {err}")))?;
-    println!("{text}");
-    Ok(())
+    emit(text)
+}
+
+/// Writes one line to stdout, returning the write error instead of panicking as `println!`
+/// does when stdout is a closed pipe or a full disk.
+fn emit(line: impl std::fmt::Display) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").map_err(|err| Error::io("cannot write to", "standard output", err))
 }

@@ -5,7 +5,7 @@ use kai_core::Error;
 use kai_core::models::{FetchOptions, Manifest, ModelEntry, ModelState, fetch};
 use serde::Serialize;
 
-use super::{Cli, print_json};
+use super::{Cli, emit, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
@@ -76,14 +76,18 @@ fn run_fetch(cli: &Cli, name: Option<&str>, json: bool) -> Result<(), Error> {
         let report = fetch(&store, &name, &options)?;
         if !json {
             if report.downloaded {
-                println!(
+                emit(format_args!(
                     "{}: fetched {} files into {}",
                     report.name,
                     report.written.len(),
                     report.path.display()
-                );
+                ))?;
             } else {
-                println!("{}: up to date in {}", report.name, report.path.display());
+                emit(format_args!(
+                    "{}: up to date in {}",
+                    report.name,
+                    report.path.display()
+                ))?;
             }
         }
         reports.push(FetchedJson {
@@ -108,21 +112,21 @@ fn run_list(cli: &Cli, json: bool) -> Result<(), Error> {
             models,
         });
     }
-    println!("model directory: {}", store.root().display());
-    println!(
+    emit(format_args!("model directory: {}", store.root().display()))?;
+    emit(format_args!(
         "{:<24} {:<11} {:>9}  {:<12} PATH",
         "NAME", "STATE", "DIMENSION", "LICENSE"
-    );
+    ))?;
     for model in models {
         let dimension = model
             .dimension
             .map(|d| d.to_string())
             .unwrap_or_else(|| "-".into());
         let license = model.license.unwrap_or_else(|| "-".into());
-        println!(
+        emit(format_args!(
             "{:<24} {:<11} {:>9}  {:<12} {}",
             model.name, model.state, dimension, license, model.path
-        );
+        ))?;
     }
     Ok(())
 }
