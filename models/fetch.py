@@ -12,7 +12,7 @@ The model directory is ``--model-dir``, else ``MODEL_DIR``, else ``~/.cache/kai/
 from the Rust build.
 
 Exit status: 0 on success, 2 for an unknown model name, 4 when a download or checksum
-fails.
+fails, 6 when the model directory cannot be written.
 """
 
 from __future__ import annotations
@@ -109,6 +109,8 @@ def install(manifest: dict, archive: Path, folder: Path) -> None:
                 except KeyError as err:
                     os.unlink(staged.name)
                     raise FetchError(f"{inner} missing from {archive.name}") from err
+            # Temporary files are private to the owner; model files are shared data.
+            os.chmod(staged.name, 0o644)
             if digest.hexdigest() != entry["sha256"]:
                 os.unlink(staged.name)
                 raise FetchError(
@@ -157,6 +159,9 @@ def main() -> int:
     except FetchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 4
+    except OSError as err:
+        print(f"error: cannot write to the model directory {model_dir}: {err}", file=sys.stderr)
+        return 6
     return 0
 
 

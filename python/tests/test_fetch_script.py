@@ -42,3 +42,12 @@ def test_unknown_model_exits_2(tmp_path):
     assert result.returncode == 2
     assert "gpt-17" in result.stderr
     assert "all-minilm-l6-v2" in result.stderr
+
+
+def test_model_dir_that_is_a_file_exits_6(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    result = run("--model-dir", str(blocker))
+    assert result.returncode == 6
+    assert "not-a-folder" in result.stderr
+    assert "Traceback" not in result.stderr

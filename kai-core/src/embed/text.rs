@@ -81,6 +81,17 @@ impl TextEmbedder {
         let started = Instant::now();
         let settings = TextModelSettings::read(folder)?;
         let tokenizer = load_tokenizer(folder, settings.max_sequence_length)?;
+        let vocabulary = tokenizer.get_vocab_size(true);
+        if vocabulary > settings.bert.vocab_size {
+            return Err(Error::model(
+                &folder.name,
+                format!(
+                    "tokenizer.json has {vocabulary} tokens but config.json has vocab_size {}; \
+                     the two files belong to different models",
+                    settings.bert.vocab_size
+                ),
+            ));
+        }
         let model = load_weights(folder, &settings, device)?;
         tracing::info!(
             model = %folder.name,

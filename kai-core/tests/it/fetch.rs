@@ -14,8 +14,27 @@ fn fetch_is_idempotent_and_repairs_corruption() {
     let store = ModelStore::new(dir.path());
     let options = FetchOptions::default();
 
+    // A folder left by a fetch killed two hours ago is removed by the next download.
+    let stale = dir.path().join(".download-killed");
+    fs::create_dir(&stale).unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    fs::File::open(&stale)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+
     let first = fetch(&store, MODEL, &options).unwrap();
     assert!(first.downloaded);
+    assert!(!stale.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(first.path.join("config.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
     assert!(first.written.iter().any(|f| f == "model.safetensors"));
     let manifest = kai_core::models::Manifest::find(MODEL).unwrap();
     assert_eq!(verify(&manifest, &first.path).unwrap(), ModelState::Ready);

@@ -230,3 +230,31 @@ fn empty_name_and_file_path_are_invalid() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("not a model folder"), "{err}");
 }
+
+#[test]
+fn bare_name_prefers_model_directory() {
+    let Some(store) = store_with_model() else {
+        return;
+    };
+    // Integration tests run in the package folder, where `src` is a folder without a model.
+    assert!(std::path::Path::new("src").is_dir());
+    let dir = tempfile::tempdir().unwrap();
+    bare_copy(&store, dir.path(), "src");
+    let loaded = TextEmbedder::from_store(&ModelStore::new(dir.path()), "src", &Device::Cpu);
+    assert_eq!(loaded.unwrap().dimension(), 384);
+}
+
+#[test]
+fn tokenizer_larger_than_vocabulary_is_rejected() {
+    let Some(store) = store_with_model() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let folder = bare_copy(&store, dir.path(), "small-vocab");
+    let config = fs::read_to_string(folder.join("config.json")).unwrap();
+    fs::write(folder.join("config.json"), config.replace("30522", "1000")).unwrap();
+
+    let err = TextEmbedder::from_store(&store, folder.to_str().unwrap(), &Device::Cpu).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ModelNotFound);
+    assert!(err.to_string().contains("vocab_size 1000"), "{err}");
+}
