@@ -11,6 +11,8 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::rows::contiguous;
+
 /// Attention for a batch of right-padded sequences.
 pub(crate) struct FusedAttention {
     /// Tokens per sequence including padding.
@@ -124,13 +126,7 @@ impl CustomOp1 for FusedAttention {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("kai-fused-attention expects an f32 tensor");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("kai-fused-attention expects a contiguous tensor");
-        };
-        let qkv = &data[start..end];
+        let qkv = contiguous(self.name(), storage, layout)?;
         let batch = self.valid.len();
         let hidden = self.heads * self.head_dim;
         if qkv.len() != batch * self.length * 3 * hidden {

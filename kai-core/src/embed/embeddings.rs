@@ -40,7 +40,7 @@ impl Embeddings {
     /// Returns vector `index`, or `None` past the end.
     pub fn get(&self, index: usize) -> Option<&[f32]> {
         let start = index.checked_mul(self.dimension)?;
-        self.data.get(start..start + self.dimension)
+        self.data.get(start..start.checked_add(self.dimension)?)
     }
 
     /// Iterates over the vectors in input order.
@@ -102,6 +102,7 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert_eq!(e.get(1), Some(&[3.0, 4.0][..]));
         assert_eq!(e.get(2), None);
+        assert_eq!(e.get(usize::MAX / 2), None);
         assert_eq!(e.to_vecs(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
     }
 

@@ -10,6 +10,8 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::rows::contiguous;
+
 /// Elements per parallel work item: large enough that scheduling costs little.
 const CHUNK: usize = 1 << 14;
 
@@ -35,13 +37,7 @@ impl CustomOp1 for FastGeluErf {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("kai-gelu-erf expects an f32 tensor");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("kai-gelu-erf expects a contiguous tensor");
-        };
-        let input = &data[start..end];
+        let input = contiguous(self.name(), storage, layout)?;
         let mut output = vec![0f32; input.len()];
         output
             .par_chunks_mut(CHUNK)

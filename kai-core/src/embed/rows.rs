@@ -15,7 +15,7 @@ use super::gelu::gelu;
 const ROWS_PER_TASK: usize = 16;
 
 /// Returns the contiguous f32 data of a CPU tensor argument, or an error naming `op`.
-fn contiguous<'a>(
+pub(crate) fn contiguous<'a>(
     op: &str,
     storage: &'a CpuStorage,
     layout: &Layout,
