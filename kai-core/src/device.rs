@@ -39,8 +39,11 @@ impl FromStr for DeviceRequest {
         match ordinal {
             Some(n) => Ok(DeviceRequest::Cuda(n)),
             None => Err(Error::invalid(
-                "KAI_DEVICE",
-                format!("`{value}` is not one of auto, cpu, cuda or cuda:N (N a GPU ordinal)"),
+                "device",
+                format!(
+                    "`{value}` is not one of auto, cpu, cuda or cuda:N (N a GPU ordinal); \
+                     check KAI_DEVICE or the device option"
+                ),
             )),
         }
     }
@@ -76,7 +79,8 @@ impl DeviceRequest {
     /// As [`DeviceRequest::from_env`].
     pub fn from_settings(device: Option<&str>, gpu_enabled: Option<&str>) -> Result<Self> {
         let request = device.map(str::parse).transpose()?.unwrap_or_default();
-        let Some(gpu_enabled) = gpu_enabled else {
+        // An empty variable counts as unset, as it does for KAI_DEVICE and MODEL_DIR.
+        let Some(gpu_enabled) = gpu_enabled.filter(|v| !v.trim().is_empty()) else {
             return Ok(request);
         };
         let enabled = parse_bool("GPU_ENABLED", gpu_enabled)?;
@@ -208,6 +212,12 @@ mod tests {
     fn gpu_disabled_contradicts_explicit_cuda() {
         let err = DeviceRequest::from_settings(Some("cuda:1"), Some("false")).unwrap_err();
         assert!(err.to_string().contains("GPU_ENABLED"), "{err}");
+    }
+
+    #[test]
+    fn empty_gpu_enabled_is_unset() {
+        let request = DeviceRequest::from_settings(Some("auto"), Some("")).unwrap();
+        assert_eq!(request, DeviceRequest::Auto);
     }
 
     #[test]

@@ -277,3 +277,19 @@ fn empty_model_name_exits_2() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("empty"), "{}", stderr(&output));
 }
+
+#[test]
+fn empty_environment_values_count_as_unset() {
+    let Some(store) = store_with_model() else {
+        return;
+    };
+    // MODEL_DIR= falls back to the default folder: list succeeds instead of a usage error.
+    let output = run(kai(&["models", "list", "--json"]).env("MODEL_DIR", ""));
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let output = run(kai(&["embed", "text", "x", "--json"])
+        .env("MODEL_DIR", model_dir(&store))
+        .env("KAI_DEVICE", "")
+        .env("GPU_ENABLED", ""));
+    assert!(output.status.success(), "{}", stderr(&output));
+}

@@ -14,12 +14,12 @@ use kai_core::{DeviceRequest, Error, ModelStore};
 #[derive(Debug, Parser)]
 #[command(name = "kai", version)]
 pub struct Cli {
-    /// Folder holding one sub-folder per model.
-    #[arg(long, global = true, env = "MODEL_DIR", value_name = "DIR")]
+    /// Folder with one sub-folder per model [default: MODEL_DIR, else ~/.cache/kai/models].
+    #[arg(long, global = true, value_name = "DIR")]
     model_dir: Option<PathBuf>,
 
-    /// Device to run models on: auto, cpu, cuda or cuda:N.
-    #[arg(long, global = true, env = "KAI_DEVICE", value_name = "DEVICE")]
+    /// Device to run models on: auto, cpu, cuda or cuda:N [default: KAI_DEVICE, else auto].
+    #[arg(long, global = true, value_name = "DEVICE")]
     device: Option<String>,
 
     #[command(subcommand)]
@@ -37,16 +37,23 @@ enum Command {
 }
 
 impl Cli {
+    /// Returns the model store of `--model-dir`, else of `MODEL_DIR` (an empty variable
+    /// counts as unset).
     fn store(&self) -> ModelStore {
         match &self.model_dir {
             Some(dir) => ModelStore::new(dir),
-            None => ModelStore::new(ModelStore::default_root()),
+            None => ModelStore::from_env(),
         }
     }
 
+    /// Opens the device of `--device`, else of `KAI_DEVICE`, checked against `GPU_ENABLED`.
     fn device(&self) -> Result<kai_core::Device, Error> {
+        let device = self
+            .device
+            .clone()
+            .or_else(|| std::env::var("KAI_DEVICE").ok());
         let gpu_enabled = std::env::var("GPU_ENABLED").ok();
-        DeviceRequest::from_settings(self.device.as_deref(), gpu_enabled.as_deref())?.open()
+        DeviceRequest::from_settings(device.as_deref(), gpu_enabled.as_deref())?.open()
     }
 }
 
