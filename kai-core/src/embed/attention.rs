@@ -69,8 +69,8 @@ impl FusedAttention {
         self.head_portable(qkv, sequence, head)
     }
 
-    /// The kernel body; inlined into each instruction-set variant above, so the compiler
-    /// vectorises it for that variant.
+    /// Computes one head's context. The body is inlined into each instruction-set variant
+    /// above, so the compiler vectorises it for that variant.
     #[inline(always)]
     fn head_portable(&self, qkv: &[f32], sequence: usize, head: usize) -> Vec<f32> {
         let dim = self.head_dim;

@@ -181,8 +181,8 @@ impl CustomOp2 for EmbeddingNorm<'_> {
     }
 }
 
-/// Softmax over the last dimension of `(batch * heads * length, length)` attention scores,
-/// where only the first `valid[b]` keys of sequence `b` take part; padded keys get weight 0.
+/// Softmax over the last dimension of `(batch * heads * length, length)` attention scores.
+/// Only the first `valid[b]` keys of sequence `b` take part, and padded keys get weight 0.
 pub(crate) struct MaskedSoftmax {
     pub valid: Vec<usize>,
     pub heads: usize,
