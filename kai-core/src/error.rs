@@ -15,7 +15,7 @@ pub enum Error {
     /// A caller-supplied value is invalid.
     #[error("invalid {name}: {reason}")]
     InvalidInput {
-        /// The argument, field or variable that holds the value.
+        /// The argument, field or variable that contains the value.
         name: String,
         /// What is wrong with it, including the value where it is short enough to show.
         reason: String,
@@ -102,7 +102,7 @@ impl ErrorKind {
         ErrorKind::Internal,
     ];
 
-    /// Returns the stable code that Node sees as `err.code` and REST clients as
+    /// Returns the stable code that Node receives as `err.code` and REST clients as
     /// `error.code`.
     pub fn code(self) -> &'static str {
         match self {

@@ -1,6 +1,6 @@
 //! kai-core: material intelligence for building and interior materials.
 //!
-//! The crate holds all of kai's logic; the Python and Node bindings and the server only
+//! The crate contains all of kai's logic; the Python and Node bindings and the server only
 //! convert types and errors. This release computes text embeddings with candle from real
 //! pretrained weights:
 //!

@@ -29,7 +29,8 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// The model store when the model is fetched; otherwise prints why the test is skipped.
+/// Returns the model store when the model is fetched; otherwise prints why the test is
+/// skipped.
 fn store_with_model() -> Option<ModelStore> {
     let store = ModelStore::from_env();
     let manifest = Manifest::find(MODEL).unwrap();

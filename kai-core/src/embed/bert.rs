@@ -18,7 +18,6 @@ use candle_nn::{LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
 use super::attention::FusedAttention;
-use super::gelu::gelu_erf;
 use super::rows::{self, BiasActivation, BiasResidualNorm, EmbeddingNorm, MaskedSoftmax};
 
 /// Large negative score added to padded key positions, like the dtype minimum that the
@@ -203,7 +202,7 @@ impl Bert {
 
     fn activate(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self.hidden_act {
-            HiddenAct::Gelu => gelu_erf(x),
+            HiddenAct::Gelu => x.gelu_erf(),
             HiddenAct::GeluApproximate => x.gelu(),
             HiddenAct::Relu => x.relu(),
         }
@@ -256,6 +255,15 @@ impl Masking {
 }
 
 impl Attention<'_> {
+    /// Computes the `(batch * length, hidden)` attention context from the fused projection
+    /// output, with the fused kernel when the batch qualifies.
+    fn context(&self, qkv: &Tensor, model: &Bert) -> candle_core::Result<Tensor> {
+        match self.fused {
+            Some(fused) => fused.forward(qkv),
+            None => self.unfused(qkv, model),
+        }
+    }
+
     /// Computes attention with candle operations, for devices without the fused kernel.
     fn unfused(&self, qkv: &Tensor, model: &Bert) -> candle_core::Result<Tensor> {
         let (heads, head_dim) = (model.num_heads, model.head_dim);
@@ -346,10 +354,7 @@ impl CandleLayer {
         model: &Bert,
     ) -> candle_core::Result<Tensor> {
         let qkv = self.qkv.forward(x)?;
-        let context = match attention.fused {
-            Some(fused) => fused.forward(&qkv)?,
-            None => attention.unfused(&qkv, model)?,
-        };
+        let context = attention.context(&qkv, model)?;
 
         let attended = self
             .attention_norm
@@ -424,10 +429,7 @@ impl RowKernels {
         let qkv = x
             .matmul(&self.qkv_weight)?
             .apply_op1_no_bwd(&self.qkv_bias)?;
-        let context = match attention.fused {
-            Some(fused) => fused.forward(&qkv)?,
-            None => attention.unfused(&qkv, model)?,
-        };
+        let context = attention.context(&qkv, model)?;
 
         let attended = context
             .matmul(&self.attention_output_weight)?

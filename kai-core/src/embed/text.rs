@@ -32,10 +32,10 @@ const BYTES_PER_TOKEN: usize = 256;
 
 /// A loaded text embedding model.
 ///
-/// Texts are tokenized with the model's tokenizer, truncated to the model's maximum
-/// sequence length (over-long input is cut, never rejected), padded to the longest text of
-/// their batch, run through the encoder, pooled over the attention mask and, for models
-/// that ask for it, scaled to unit length. The empty string is a valid input: it becomes
+/// Texts are tokenized with the model's tokenizer and truncated to the model's maximum
+/// sequence length, so over-long input is cut, never rejected. Each batch is padded to its
+/// longest text, run through the encoder and pooled over the attention mask. For models
+/// that ask for it, the vectors are scaled to unit length. The empty string is a valid input: it becomes
 /// `[CLS] [SEP]` and gets the vector of that sequence, as in sentence-transformers.
 pub struct TextEmbedder {
     name: String,

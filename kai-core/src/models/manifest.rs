@@ -1,8 +1,8 @@
 //! Model manifests: where a model comes from, which files it has and how to run it.
 //!
-//! The manifests are the TOML files under `models/` at the repository root; the ones kai
-//! knows by name are compiled into the crate, so a binary fetches and verifies models
-//! without the repository at hand.
+//! The manifests are the TOML files under `models/` at the repository root. They are
+//! compiled into the crate, so a binary fetches and verifies models without the repository
+//! at hand.
 
 use serde::Deserialize;
 
@@ -63,7 +63,7 @@ pub struct ModelFile {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// The name kai knows the model by; also its folder name in the model directory.
+    /// The model's built-in name, which is also its folder name in the model directory.
     pub name: String,
     /// What the model computes.
     pub task: Task,

@@ -117,7 +117,7 @@ impl ModelStore {
         }
 
         // A bare name is looked up in the model directory first, so an entry of the same
-        // name in the working directory does not shadow it; then it is taken as a path.
+        // name in the working directory cannot shadow it. Otherwise it is taken as a path.
         let bare_name = !model.contains(['/', '\\']);
         let as_path = Path::new(model);
         let path = if bare_name && self.folder(model).is_dir() {
