@@ -54,6 +54,20 @@ def main() -> None:
         )
     lines += [
         "",
+        "## Data files",
+        "",
+        "Files from other projects that are committed here; each folder's SOURCES.md names",
+        "the package, the file and the licence of every item.",
+        "",
+    ]
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*SOURCES.md"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.split()
+    for relative in sorted(Path(p) for p in listed):
+        lines.append(f"- [{relative.parent}/]({relative.as_posix()})")
+    lines += [
+        "",
         "## Rust crates",
         "",
         "Every crate that a build of the workspace may compile, for any feature or target.",

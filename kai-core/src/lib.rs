@@ -27,12 +27,17 @@
 pub mod device;
 pub mod embed;
 pub mod error;
+pub mod image;
 pub mod models;
 
 pub use device::DeviceRequest;
-pub use embed::{Embeddings, TextEmbedder, cosine_similarity};
+pub use embed::{Embeddings, ImageEmbedder, TextEmbedder, cosine_similarity};
 pub use error::{Error, ErrorKind, Result};
 pub use models::{ModelStore, fetch};
 
-/// candle's device type, re-exported so callers need no direct candle dependency.
-pub use candle_core::Device;
+/// candle's device and tensor types, re-exported so callers need no direct candle
+/// dependency.
+pub use candle_core::{Device, Tensor};
+
+/// The candle version kai is built on, for callers that build tensors themselves.
+pub use candle_core as candle;

@@ -211,6 +211,15 @@ fn models_list_reports_state() {
     let json: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["models"][0]["state"], "ready");
     assert_eq!(json["models"][0]["dimension"], 384);
+    assert_eq!(json["models"][0]["task"], "text-embedding");
+    let image = json["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "efficientnet-lite0")
+        .unwrap();
+    assert_eq!(image["task"], "image-embedding");
+    assert_eq!(image["dimension"], 1280);
 }
 
 #[test]
@@ -293,4 +302,238 @@ fn empty_environment_values_count_as_unset() {
         .env("KAI_DEVICE", "")
         .env("GPU_ENABLED", ""));
     assert!(output.status.success(), "{}", stderr(&output));
+}
+
+fn photo(name: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../kai-core/tests/fixtures/photos")
+        .join(name)
+}
+
+fn stdout_json(output: &Output) -> Value {
+    let text = std::str::from_utf8(&output.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn quality_json_reports_real_photos() {
+    let photos = [
+        ("chelsea.jpg", 451, 300),
+        ("coffee.jpg", 600, 400),
+        ("camera.png", 512, 512),
+    ];
+    let output = run(kai(&["quality", "--json"]).args(photos.map(|(name, _, _)| photo(name))));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    let json = stdout_json(&output);
+    let reports = json["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), photos.len());
+    for (report, (name, width, height)) in reports.iter().zip(photos) {
+        assert!(report["path"].as_str().unwrap().ends_with(name), "{report}");
+        assert_eq!(report["width"], width, "{report}");
+        assert_eq!(report["height"], height, "{report}");
+        let score = report["score"].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&score), "{report}");
+        assert_eq!(report["reasons"], serde_json::json!([]), "{report}");
+        assert_eq!(report["passed"], true, "{report}");
+        for key in [
+            "sharpness",
+            "shadowsClipped",
+            "highlightsClipped",
+            "meanBrightness",
+            "contrast",
+            "noise",
+        ] {
+            assert!(report[key].is_number(), "{key} in {report}");
+        }
+        assert!(report.get("error").is_none(), "{report}");
+    }
+}
+
+#[test]
+fn quality_table_has_one_line_per_photo() {
+    let output = run(kai(&["quality"])
+        .arg(photo("rocket.jpg"))
+        .arg(photo("brick.png")));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for line in &lines[1..] {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 3, "{line}");
+        assert_eq!(fields[1].len(), 4, "score with two decimals: {line}");
+        assert!(fields[1].parse::<f32>().is_ok(), "{line}");
+        assert_eq!(fields[2], "ok", "{line}");
+    }
+}
+
+#[test]
+fn quality_missing_file_reported_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.jpg");
+    let output = run(kai(&["quality", "--json"])
+        .arg(photo("coffee.jpg"))
+        .arg(&missing));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("1 of 2"), "{}", stderr(&output));
+
+    let json = stdout_json(&output);
+    let reports = json["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0]["passed"], true, "{}", reports[0]);
+    let failed = &reports[1];
+    assert!(
+        failed["error"].as_str().unwrap().contains("absent.jpg"),
+        "{failed}"
+    );
+    assert_eq!(failed["code"], "KAI_STORAGE", "{failed}");
+    assert!(failed.get("score").is_none(), "{failed}");
+}
+
+#[test]
+fn quality_corrupt_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let truncated = dir.path().join("truncated.jpg");
+    let bytes = std::fs::read(photo("chelsea.jpg")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let garbage = dir.path().join("garbage.png");
+    std::fs::write(&garbage, b"not an image at all").unwrap();
+
+    let output = run(kai(&["quality"]).arg(&truncated).arg(&garbage));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    for name in ["truncated.jpg", "garbage.png"] {
+        let line = text.lines().find(|l| l.contains(name)).unwrap();
+        assert!(line.contains("error: invalid image"), "{line}");
+    }
+    assert!(stderr(&output).contains("2 of 2"), "{}", stderr(&output));
+}
+
+#[test]
+fn quality_threshold_flag_fails_good_photo() {
+    let output =
+        run(kai(&["quality", "--json", "--min-short-side", "1000"]).arg(photo("coffee.jpg")));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = &stdout_json(&output)["reports"][0];
+    assert_eq!(
+        report["reasons"],
+        serde_json::json!(["low_resolution"]),
+        "{report}"
+    );
+    assert_eq!(report["passed"], false, "{report}");
+    assert!(report["score"].as_f64().unwrap() < 0.5, "{report}");
+
+    let output = run(kai(&["quality", "--min-sharpness", "100000"]).arg(photo("coffee.jpg")));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(text.lines().nth(1).unwrap().ends_with("blurry"), "{text}");
+}
+
+#[test]
+fn quality_invalid_threshold_exits_2() {
+    for (flag, value) in [("--max-shadows-clipped", "2"), ("--max-noise", "-1")] {
+        let output = run(kai(&["quality", flag, value]).arg(photo("coffee.jpg")));
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        let field = flag.trim_start_matches("--").replace('-', "_");
+        assert!(stderr(&output).contains(&field), "{}", stderr(&output));
+        assert!(output.stdout.is_empty());
+    }
+}
+
+const IMAGE_MODEL: &str = "efficientnet-lite0";
+
+/// Returns whether EfficientNet-Lite0 is fetched; otherwise prints why the test is skipped.
+fn image_model_ready() -> bool {
+    let store = ModelStore::from_env();
+    let manifest = Manifest::find(IMAGE_MODEL).unwrap();
+    let ready = verify(&manifest, &store.folder(IMAGE_MODEL)).ok() == Some(ModelState::Ready);
+    if !ready {
+        eprintln!(
+            "skipped: {IMAGE_MODEL} not fetched; run `python3 models/fetch.py {IMAGE_MODEL}` \
+             or `kai models fetch {IMAGE_MODEL}`"
+        );
+    }
+    ready
+}
+
+#[test]
+fn embed_image_json_has_vectors_and_labels() {
+    if !image_model_ready() {
+        return;
+    }
+    let output = run(kai(&["embed", "image", "--json"])
+        .arg(photo("coffee.jpg"))
+        .arg(photo("chelsea.jpg")));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json = stdout_json(&output);
+    assert_eq!(json["model"], IMAGE_MODEL);
+    assert_eq!(json["dimension"], 1280);
+    let vectors = json["vectors"].as_array().unwrap();
+    assert_eq!(vectors.len(), 2);
+    assert_eq!(vectors[0].as_array().unwrap().len(), 1280);
+    let labels = json["labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 2);
+    let top = labels[0].as_array().unwrap();
+    assert_eq!(top.len(), 5);
+    assert_eq!(top[0]["label"], "espresso");
+    let score = top[0]["score"].as_f64().unwrap();
+    assert!(score > 0.5 && score <= 1.0, "{score}");
+}
+
+#[test]
+fn embed_image_plain_prints_one_vector_per_photo() {
+    if !image_model_ready() {
+        return;
+    }
+    let output = run(kai(&["embed", "image", "--top-k", "0"])
+        .arg(photo("brick.png"))
+        .arg(photo("rocket.jpg")));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].split(' ').count(), 1280);
+}
+
+#[test]
+fn embed_image_bad_file_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("not-a-photo.jpg");
+    std::fs::write(&bad, b"plain text, not a JPEG").unwrap();
+    let output = run(kai(&["embed", "image"]).arg(&bad));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("not-a-photo.jpg"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn embed_image_pixel_limit_comes_from_environment() {
+    let output = run(kai(&["embed", "image"])
+        .arg(photo("coffee.jpg"))
+        .env("KAI_MAX_IMAGE_PIXELS", "1000"));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("KAI_MAX_IMAGE_PIXELS"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn embed_image_with_text_model_exits_4() {
+    if store_with_model().is_none() {
+        return;
+    }
+    let output = run(kai(&["embed", "image", "--model", MODEL]).arg(photo("coffee.jpg")));
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("not an image embedding model"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -96,7 +96,15 @@ impl TextModelSettings {
         }
 
         let (max_sequence_length, pooling, normalize) = match &folder.manifest {
-            Some(m) => (m.max_sequence_length, m.pooling, m.normalize),
+            Some(m) => match &m.text {
+                Some(text) => (text.max_sequence_length, text.pooling, text.normalize),
+                None => {
+                    return Err(Error::model(
+                        &folder.name,
+                        format!("is a {:?} model, not a text embedding model", m.task),
+                    ));
+                }
+            },
             None => (
                 sentence_bert_max_length(folder)?.unwrap_or(bert.max_position_embeddings),
                 folder_pooling(folder)?,

@@ -9,7 +9,10 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 /// The TOML text of every manifest built into kai.
-const BUILTIN: &[&str] = &[include_str!("../../../models/all-minilm-l6-v2.toml")];
+const BUILTIN: &[&str] = &[
+    include_str!("../../../models/all-minilm-l6-v2.toml"),
+    include_str!("../../../models/efficientnet-lite0.toml"),
+];
 
 /// What a model computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -17,6 +20,8 @@ const BUILTIN: &[&str] = &[include_str!("../../../models/all-minilm-l6-v2.toml")
 pub enum Task {
     /// Text to a fixed-size vector.
     TextEmbedding,
+    /// An image to a fixed-size vector, plus class scores from the network's classifier.
+    ImageEmbedding,
 }
 
 /// How token vectors become one sentence vector.
@@ -59,6 +64,58 @@ pub struct ModelFile {
     pub sha256: String,
 }
 
+/// The `[text]` table: how a text embedding model is run.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextSection {
+    /// Inputs are truncated to this many tokens, special tokens included.
+    pub max_sequence_length: usize,
+    /// How token vectors are pooled.
+    pub pooling: Pooling,
+    /// Whether output vectors are scaled to unit L2 norm.
+    pub normalize: bool,
+}
+
+/// The `[image]` table: how an image embedding model is run.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSection {
+    /// The weights file in the model folder (one of `files`).
+    pub weights: String,
+    /// The class-name list of the classifier, by name (see [`crate::embed::Labels`]).
+    pub labels: String,
+    /// How a photo becomes the network's input tensor.
+    pub preprocess: Preprocess,
+}
+
+/// Interpolation used to resize images, named as in the reference implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interpolation {
+    /// Separable cubic convolution (a = -0.5) whose support widens when down-scaling, as
+    /// Pillow's `Image.resize(…, BICUBIC)` does.
+    Bicubic,
+    /// Separable linear interpolation whose support widens when down-scaling, as Pillow's
+    /// `BILINEAR`.
+    Bilinear,
+}
+
+/// The `[image.preprocess]` table: the steps that turn a photo into an input tensor.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocess {
+    /// Side of the square input, in pixels.
+    pub image_size: usize,
+    /// The centre square kept before resizing, as a fraction of the shorter side.
+    pub crop_fraction: f32,
+    /// The resize filter.
+    pub interpolation: Interpolation,
+    /// Per-channel mean subtracted from RGB values on the 0–255 scale.
+    pub mean: [f32; 3],
+    /// Per-channel divisor applied after the mean, on the 0–255 scale.
+    pub std: [f32; 3],
+}
+
 /// A model manifest, as stored in `models/<name>.toml`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,12 +132,10 @@ pub struct Manifest {
     pub upstream: String,
     /// Length of the output vectors.
     pub dimension: usize,
-    /// Inputs are truncated to this many tokens, special tokens included.
-    pub max_sequence_length: usize,
-    /// How token vectors are pooled.
-    pub pooling: Pooling,
-    /// Whether output vectors are scaled to unit L2 norm.
-    pub normalize: bool,
+    /// How a text model is run; present for `text-embedding` models.
+    pub text: Option<TextSection>,
+    /// How an image model is run; present for `image-embedding` models.
+    pub image: Option<ImageSection>,
     /// Where the files are downloaded from.
     pub source: Source,
     /// Every file of the model folder, with its checksum.
@@ -143,11 +198,36 @@ impl Manifest {
         if !is_sha256(&self.source.archive_sha256) {
             return field("source.archive_sha256", "expected 64 hex digits".into());
         }
-        if self.dimension == 0 || self.max_sequence_length < 2 {
-            return field(
-                "dimension",
-                "dimension and max_sequence_length must be positive".into(),
-            );
+        if self.dimension == 0 {
+            return field("dimension", "must be positive".into());
+        }
+        match self.task {
+            Task::TextEmbedding => match &self.text {
+                None => return field("text", "a text-embedding model needs a [text] table".into()),
+                Some(text) if text.max_sequence_length < 2 => {
+                    return field("text.max_sequence_length", "must be at least 2".into());
+                }
+                Some(_) => {}
+            },
+            Task::ImageEmbedding => match &self.image {
+                None => {
+                    return field(
+                        "image",
+                        "an image-embedding model needs an [image] table".into(),
+                    );
+                }
+                Some(image) => {
+                    if !self.files.iter().any(|f| f.path == image.weights) {
+                        return field(
+                            "image.weights",
+                            format!("`{}` is not one of the listed files", image.weights),
+                        );
+                    }
+                    if let Err(reason) = image.preprocess.check() {
+                        return field("image.preprocess", reason);
+                    }
+                }
+            },
         }
         if self.files.is_empty() {
             return field("files", "a manifest lists at least one file".into());
@@ -169,6 +249,30 @@ impl Manifest {
                     format!("`{}`: expected 64 hex digits", file.path),
                 );
             }
+        }
+        Ok(())
+    }
+}
+
+impl Preprocess {
+    fn check(&self) -> std::result::Result<(), String> {
+        if !(8..=4096).contains(&self.image_size) {
+            return Err(format!(
+                "image_size {} is outside 8..=4096",
+                self.image_size
+            ));
+        }
+        if !(self.crop_fraction > 0.0 && self.crop_fraction <= 1.0) {
+            return Err(format!(
+                "crop_fraction {} is outside (0, 1]",
+                self.crop_fraction
+            ));
+        }
+        if self.mean.iter().any(|m| !m.is_finite()) {
+            return Err(format!("mean {:?} is not finite", self.mean));
+        }
+        if self.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+            return Err(format!("std {:?} must be finite and positive", self.std));
         }
         Ok(())
     }
@@ -198,10 +302,46 @@ mod tests {
     fn minilm_manifest_matches_model() {
         let m = Manifest::find("all-MiniLM-L6-v2").unwrap();
         assert_eq!(m.dimension, 384);
-        assert_eq!(m.max_sequence_length, 256);
-        assert_eq!(m.pooling, Pooling::Mean);
-        assert!(m.normalize);
+        let text = m.text.unwrap();
+        assert_eq!(text.max_sequence_length, 256);
+        assert_eq!(text.pooling, Pooling::Mean);
+        assert!(text.normalize);
         assert!(m.files.iter().any(|f| f.path == "model.safetensors"));
+    }
+
+    #[test]
+    fn efficientnet_manifest_records_preprocessing() {
+        let m = Manifest::find("efficientnet-lite0").unwrap();
+        assert_eq!(m.task, Task::ImageEmbedding);
+        assert_eq!(m.dimension, 1280);
+        let image = m.image.unwrap();
+        assert_eq!(image.preprocess.image_size, 224);
+        assert_eq!(image.preprocess.interpolation, Interpolation::Bicubic);
+        assert_eq!(image.labels, "imagenet-1k");
+    }
+
+    #[test]
+    fn rejects_task_without_its_table() {
+        let text = BUILTIN[1]
+            .replace("[image]", "[unused]")
+            .replace("[image.preprocess]", "[unused.preprocess]");
+        let err = Manifest::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("unused"), "{err}");
+        let start = BUILTIN[1].find("[image]").unwrap();
+        let end = BUILTIN[1].find("[source]").unwrap();
+        let text = format!("{}{}", &BUILTIN[1][..start], &BUILTIN[1][end..]);
+        let err = Manifest::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("[image] table"), "{err}");
+    }
+
+    #[test]
+    fn rejects_invalid_preprocessing() {
+        let text = BUILTIN[1].replace("crop_fraction = 0.875", "crop_fraction = 1.5");
+        let err = Manifest::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("crop_fraction 1.5"), "{err}");
+        let text = BUILTIN[1].replace("std = [128.0, 128.0, 128.0]", "std = [128.0, 0.0, 128.0]");
+        let err = Manifest::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("std"), "{err}");
     }
 
     #[test]

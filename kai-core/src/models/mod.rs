@@ -7,13 +7,21 @@
 
 mod fetch;
 mod manifest;
+mod pth;
 mod store;
 
 pub use fetch::{FetchOptions, FetchReport, fetch};
-pub use manifest::{Manifest, ModelFile, Pooling, Source, Task};
+pub use manifest::{
+    ImageSection, Interpolation, Manifest, ModelFile, Pooling, Preprocess, Source, Task,
+    TextSection,
+};
+pub use pth::load_pth;
 pub use store::{
     ModelEntry, ModelFolder, ModelState, ModelStore, REQUIRED_FILES, sha256_file, verify,
 };
 
 /// The text embedding model used when the caller names none.
 pub const DEFAULT_TEXT_MODEL: &str = "all-minilm-l6-v2";
+
+/// The image embedding model used when the caller names none.
+pub const DEFAULT_IMAGE_MODEL: &str = "efficientnet-lite0";

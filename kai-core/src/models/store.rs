@@ -355,9 +355,14 @@ mod tests {
             fs::write(folder.join(file), "x").unwrap();
         }
         let entries = ModelStore::new(dir.path()).list().unwrap();
-        assert_eq!(entries[0].name, "all-minilm-l6-v2");
-        assert!(matches!(entries[0].state, ModelState::Missing(_)));
-        assert_eq!(entries[1].name, "extra");
-        assert_eq!(entries[1].state, ModelState::Unverified);
+        let builtin = Manifest::builtin();
+        assert_eq!(entries.len(), builtin.len() + 1);
+        for (entry, manifest) in entries.iter().zip(&builtin) {
+            assert_eq!(entry.name, manifest.name);
+            assert!(matches!(entry.state, ModelState::Missing(_)));
+        }
+        let extra = entries.last().unwrap();
+        assert_eq!(extra.name, "extra");
+        assert_eq!(extra.state, ModelState::Unverified);
     }
 }

@@ -5,5 +5,8 @@
 mod common;
 mod device;
 mod fetch;
+mod image_decode;
+mod image_embedding;
+mod image_quality;
 mod model_folders;
 mod text_embedding;

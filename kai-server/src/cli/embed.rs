@@ -1,11 +1,13 @@
-//! `kai embed text`.
+//! `kai embed text` and `kai embed image`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use kai_core::models::DEFAULT_TEXT_MODEL;
-use kai_core::{Error, TextEmbedder};
+use kai_core::embed::{DEFAULT_IMAGE_BATCH_SIZE, Prediction};
+use kai_core::image::{ImageLimits, RgbImage, open};
+use kai_core::models::{DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL};
+use kai_core::{Embeddings, Error, ImageEmbedder, TextEmbedder};
 use serde::Serialize;
 
 use super::{Cli, emit, print_json};
@@ -30,6 +32,26 @@ pub enum EmbedCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Embed photos (JPEG, PNG, WebP, BMP, TIFF) and name their most probable ImageNet
+    /// classes. Size limits come from KAI_MAX_IMAGE_BYTES and KAI_MAX_IMAGE_PIXELS.
+    Image {
+        /// Photos to embed.
+        #[arg(required = true)]
+        photos: Vec<PathBuf>,
+        /// Model name or model folder.
+        #[arg(long, default_value = DEFAULT_IMAGE_MODEL)]
+        model: String,
+        /// Photos per forward pass.
+        #[arg(long, default_value_t = DEFAULT_IMAGE_BATCH_SIZE)]
+        batch_size: usize,
+        /// Classes listed per photo in the JSON output.
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        /// Print `{"model", "dimension", "vectors", "labels"}` as JSON instead of one
+        /// vector per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Serialize)]
@@ -39,16 +61,42 @@ struct EmbeddingsJson<'a> {
     vectors: Vec<&'a [f32]>,
 }
 
-pub fn run(cli: &Cli, command: &EmbedCommand) -> Result<(), Error> {
-    let EmbedCommand::Text {
-        texts,
-        file,
-        model,
-        batch_size,
-        json,
-    } = command;
+#[derive(Serialize)]
+struct ImageEmbeddingsJson<'a> {
+    model: &'a str,
+    dimension: usize,
+    vectors: Vec<&'a [f32]>,
+    labels: &'a [Vec<Prediction>],
+}
 
-    let mut inputs = texts.clone();
+pub fn run(cli: &Cli, command: &EmbedCommand) -> Result<(), Error> {
+    match command {
+        EmbedCommand::Text {
+            texts,
+            file,
+            model,
+            batch_size,
+            json,
+        } => embed_text(cli, texts, file.as_deref(), model, *batch_size, *json),
+        EmbedCommand::Image {
+            photos,
+            model,
+            batch_size,
+            top_k,
+            json,
+        } => embed_images(cli, photos, model, *batch_size, *top_k, *json),
+    }
+}
+
+fn embed_text(
+    cli: &Cli,
+    texts: &[String],
+    file: Option<&Path>,
+    model: &str,
+    batch_size: usize,
+    json: bool,
+) -> Result<(), Error> {
+    let mut inputs = texts.to_vec();
     if let Some(file) = file {
         inputs.extend(read_lines(file)?);
     }
@@ -61,17 +109,51 @@ pub fn run(cli: &Cli, command: &EmbedCommand) -> Result<(), Error> {
 
     let device = cli.device()?;
     let embedder =
-        TextEmbedder::from_store(&cli.store(), model, &device)?.with_batch_size(*batch_size)?;
+        TextEmbedder::from_store(&cli.store(), model, &device)?.with_batch_size(batch_size)?;
     let vectors = embedder.embed(&inputs)?;
 
-    if *json {
+    if json {
         return print_json(&EmbeddingsJson {
             model: embedder.name(),
             dimension: vectors.dimension(),
             vectors: vectors.iter().collect(),
         });
     }
-    for vector in &vectors {
+    print_vectors(&vectors)
+}
+
+fn embed_images(
+    cli: &Cli,
+    photos: &[PathBuf],
+    model: &str,
+    batch_size: usize,
+    top_k: usize,
+    json: bool,
+) -> Result<(), Error> {
+    // Every photo is decoded before the model loads, so a bad file fails fast.
+    let limits = ImageLimits::from_env()?;
+    let images: Vec<RgbImage> = photos
+        .iter()
+        .map(|path| open(path, &limits))
+        .collect::<Result<_, _>>()?;
+    let device = cli.device()?;
+    let embedder =
+        ImageEmbedder::from_store(&cli.store(), model, &device)?.with_batch_size(batch_size)?;
+    let output = embedder.embed_and_classify(&images, top_k)?;
+    if json {
+        return print_json(&ImageEmbeddingsJson {
+            model: embedder.name(),
+            dimension: output.vectors.dimension(),
+            vectors: output.vectors.iter().collect(),
+            labels: &output.labels,
+        });
+    }
+    print_vectors(&output.vectors)
+}
+
+/// Prints one vector per line, values separated by spaces.
+fn print_vectors(vectors: &Embeddings) -> Result<(), Error> {
+    for vector in vectors {
         let line: Vec<String> = vector.iter().map(f32::to_string).collect();
         emit(line.join(" "))?;
     }

@@ -2,6 +2,7 @@
 
 mod embed;
 mod models;
+mod quality;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ enum Command {
     /// Compute embeddings.
     #[command(subcommand)]
     Embed(embed::EmbedCommand),
+    /// Check photos for blur, exposure, contrast, noise and resolution before recognition
+    /// or reconstruction.
+    Quality(quality::QualityArgs),
 }
 
 impl Cli {
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Models(command) => models::run(&cli, command),
         Command::Embed(command) => embed::run(&cli, command),
+        Command::Quality(args) => quality::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use kai_core::Error;
-use kai_core::models::{FetchOptions, Manifest, ModelEntry, ModelState, fetch};
+use kai_core::models::{FetchOptions, Manifest, ModelEntry, ModelState, Task, fetch};
 use serde::Serialize;
 
 use super::{Cli, emit, print_json};
@@ -50,6 +50,8 @@ struct ModelJson {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     problem_files: Vec<String>,
     builtin: bool,
+    /// `text-embedding` or `image-embedding`; folders without a manifest are text models.
+    task: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     dimension: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,8 +116,8 @@ fn run_list(cli: &Cli, json: bool) -> Result<(), Error> {
     }
     emit(format_args!("model directory: {}", store.root().display()))?;
     emit(format_args!(
-        "{:<24} {:<11} {:>9}  {:<12} PATH",
-        "NAME", "STATE", "DIMENSION", "LICENSE"
+        "{:<24} {:<11} {:<16} {:>9}  {:<12} PATH",
+        "NAME", "STATE", "TASK", "DIMENSION", "LICENSE"
     ))?;
     for model in models {
         let dimension = model
@@ -124,8 +126,8 @@ fn run_list(cli: &Cli, json: bool) -> Result<(), Error> {
             .unwrap_or_else(|| "-".into());
         let license = model.license.unwrap_or_else(|| "-".into());
         emit(format_args!(
-            "{:<24} {:<11} {:>9}  {:<12} {}",
-            model.name, model.state, dimension, license, model.path
+            "{:<24} {:<11} {:<16} {:>9}  {:<12} {}",
+            model.name, model.state, model.task, dimension, license, model.path
         ))?;
     }
     Ok(())
@@ -143,6 +145,10 @@ fn model_json(entry: ModelEntry) -> ModelJson {
         state,
         problem_files,
         builtin: entry.manifest.is_some(),
+        task: match entry.manifest.as_ref().map(|m| m.task) {
+            Some(Task::ImageEmbedding) => "image-embedding",
+            Some(Task::TextEmbedding) | None => "text-embedding",
+        },
         dimension: entry.manifest.as_ref().map(|m| m.dimension),
         license: entry.manifest.map(|m| m.license),
         path: entry.path.display().to_string(),
