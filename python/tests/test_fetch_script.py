@@ -33,7 +33,9 @@ def test_fetch_is_idempotent_and_repairs(tmp_path):
     assert "fetched into" in repaired.stdout
     assert "up to date" in run("--model-dir", str(tmp_path)).stdout
 
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "all-minilm-l6-v2"]
+    models = {"all-minilm-l6-v2", "efficientnet-lite0"}
+    assert (tmp_path / "efficientnet-lite0" / "efficientnet-lite0-57934424.pth").is_file()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in models]
     assert leftovers == []
 
 
