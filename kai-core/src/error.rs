@@ -57,6 +57,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The database or another store failed, or holds data kai cannot read.
+    #[error("storage failed: {0}")]
+    Storage(String),
+
+    /// A write conflicts with the stored state, such as a stale version.
+    #[error("conflict: {0}")]
+    Conflict(String),
+
     /// A tensor operation failed inside candle.
     #[error("tensor operation failed: {0}")]
     Tensor(#[from] candle_core::Error),
@@ -138,7 +146,8 @@ impl Error {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Model { .. } => ErrorKind::ModelNotFound,
             Error::NotSupported(_) => ErrorKind::NotSupported,
-            Error::Io { .. } => ErrorKind::Storage,
+            Error::Io { .. } | Error::Storage(_) => ErrorKind::Storage,
+            Error::Conflict(_) => ErrorKind::Conflict,
             Error::Tensor(_) | Error::Tokenizer(_) | Error::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -24,11 +24,14 @@
 //! Errors are one enum, [`Error`]; [`Error::kind`] gives the [`ErrorKind`] that every
 //! surface maps to exceptions, `err.code`, HTTP statuses and exit codes.
 
+pub mod catalog;
 pub mod device;
 pub mod embed;
 pub mod error;
 pub mod image;
+pub mod index;
 pub mod models;
+pub mod recognize;
 
 pub use device::DeviceRequest;
 pub use embed::{Embeddings, ImageEmbedder, TextEmbedder, cosine_similarity};

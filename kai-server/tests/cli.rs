@@ -537,3 +537,141 @@ fn embed_image_with_text_model_exits_4() {
         stderr(&output)
     );
 }
+
+fn sample_catalog() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog")
+}
+
+/// Returns whether both embedding models are fetched; otherwise prints why the test is
+/// skipped.
+fn both_models_ready() -> bool {
+    store_with_model().is_some() && image_model_ready()
+}
+
+#[test]
+fn import_recognize_search_and_edit_a_store() {
+    if !both_models_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let store_arg = store.to_str().unwrap();
+
+    let output = run(kai(&["import", "--json", "--store", store_arg]).arg(sample_catalog()));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = stdout_json(&output);
+    assert!(report["created"].as_array().unwrap().len() >= 30);
+    assert!(report["failed"].as_array().unwrap().is_empty());
+    assert!(report["calibration"]["temperature"].as_f64().unwrap() > 0.0);
+
+    // Again: nothing changes.
+    let output = run(kai(&["import", "--store", store_arg]).arg(sample_catalog()));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("0 created, 0 updated"));
+
+    let query = sample_catalog().join("../queries/altered-grey-fieldstone-wall.jpg");
+    let output = run(kai(&["recognize", "--json", "--store", store_arg]).arg(&query));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json = stdout_json(&output);
+    assert_eq!(json["materials"].as_array().unwrap().len(), 5);
+    for key in ["id", "name", "materialType", "score"] {
+        assert!(
+            json["materials"][0].get(key).is_some(),
+            "{key} missing: {json}"
+        );
+    }
+    assert!(json["classes"][0]["confidence"].as_f64().unwrap() > 0.0);
+    assert!(json["unknown"].is_boolean());
+    assert!(json["processingTimeMs"].as_f64().unwrap() > 0.0);
+
+    let output = run(&mut kai(&[
+        "search",
+        "--json",
+        "--top-k",
+        "3",
+        "--store",
+        store_arg,
+        "brick wall",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let results = stdout_json(&output)["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["materialType"], "brick", "{results:?}");
+
+    let output = run(&mut kai(&[
+        "search", "--json", "--type", "wood", "--store", store_arg, "wall",
+    ]));
+    let results = stdout_json(&output)["results"].as_array().unwrap().clone();
+    assert!(
+        results.iter().all(|r| r["materialType"] == "wood"),
+        "{results:?}"
+    );
+
+    let id = results[0]["id"].as_str().unwrap().to_owned();
+
+    let output = run(kai(&["search", "--json", "--store", store_arg, "--image"]).arg(&query));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let results = stdout_json(&output)["results"].as_array().unwrap().clone();
+    assert_eq!(results[0]["id"], "grey-fieldstone-wall", "{results:?}");
+
+    let output = run(&mut kai(&[
+        "materials",
+        "delete",
+        "--store",
+        store_arg,
+        &id,
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run(&mut kai(&["materials", "get", "--store", store_arg, &id]));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let output = run(&mut kai(&[
+        "materials",
+        "history",
+        "--store",
+        store_arg,
+        &id,
+    ]));
+    let history = stdout_json(&output);
+    assert_eq!(
+        history.as_array().unwrap().last().unwrap()["change"],
+        "deleted"
+    );
+}
+
+#[test]
+fn import_reports_bad_records_and_exits_2() {
+    if !both_models_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("catalog");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(photo("brick.png"), folder.join("brick.png")).unwrap();
+    std::fs::write(
+        folder.join("catalog.json"),
+        r#"[{"id": "brick", "name": "Brick", "materialType": "brick", "images": ["brick.png"]},
+            {"id": "ghost", "name": "Ghost", "materialType": "wood", "images": ["ghost.jpg"]}]"#,
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let output = run(kai(&["import", "--store", store.to_str().unwrap()]).arg(&folder));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("ghost"), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 created"));
+}
+
+#[test]
+fn recognize_empty_store_exits_3() {
+    if !both_models_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output =
+        run(kai(&["recognize", "--store", dir.path().to_str().unwrap()]).arg(photo("brick.png")));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("kai import"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -16,6 +16,7 @@ pub use manifest::{
     TextSection,
 };
 pub use pth::load_pth;
+pub(crate) use store::to_hex;
 pub use store::{
     ModelEntry, ModelFolder, ModelState, ModelStore, REQUIRED_FILES, sha256_file, verify,
 };

@@ -2,11 +2,13 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers unwrap: a panic is the failure report.
 
+mod catalog;
 mod common;
 mod device;
 mod fetch;
 mod image_decode;
 mod image_embedding;
 mod image_quality;
+mod index;
 mod model_folders;
 mod text_embedding;

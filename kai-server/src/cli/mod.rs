@@ -1,5 +1,6 @@
 //! The `kai` command: argument parsing, dispatch and error reporting.
 
+mod catalog;
 mod embed;
 mod models;
 mod quality;
@@ -38,6 +39,20 @@ enum Command {
     /// Check photos for blur, exposure, contrast, noise and resolution before recognition
     /// or reconstruction.
     Quality(quality::QualityArgs),
+    /// Import a catalog folder (catalog.json or catalog.csv plus images) into the store.
+    Import(catalog::ImportArgs),
+    /// Recognize the material in a photo: top materials and material types.
+    Recognize(catalog::RecognizeArgs),
+    /// Search the catalog by text, by image, or both.
+    Search(catalog::SearchArgs),
+    /// Show, list, update and delete materials.
+    #[command(subcommand)]
+    Materials(catalog::MaterialsCommand),
+    /// Re-embed every material with the configured models (after a model change).
+    Reindex(catalog::ReindexArgs),
+    /// Train and list domain-specific classification heads.
+    #[command(subcommand)]
+    Heads(catalog::HeadsCommand),
 }
 
 impl Cli {
@@ -70,6 +85,12 @@ pub fn main() -> ExitCode {
         Command::Models(command) => models::run(&cli, command),
         Command::Embed(command) => embed::run(&cli, command),
         Command::Quality(args) => quality::run(args),
+        Command::Import(args) => catalog::run_import(&cli, args),
+        Command::Recognize(args) => catalog::run_recognize(&cli, args),
+        Command::Search(args) => catalog::run_search(&cli, args),
+        Command::Materials(command) => catalog::run_materials(&cli, command),
+        Command::Reindex(args) => catalog::run_reindex(&cli, args),
+        Command::Heads(command) => catalog::run_heads(&cli, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,50 @@
+//! The material catalog: records with history, import from a folder, image copies, vector
+//! spaces and hybrid search.
+//!
+//! A store folder contains `kai.db` (SQLite: records, images, history, full-text index),
+//! `index/images.kvi` and `index/texts.kvi` (one vector index per vector space, each
+//! recording its model) and `images/` (imported images, named by content hash).
+
+mod images;
+mod record;
+mod search;
+mod source;
+mod sqlite;
+mod storage;
+mod store;
+
+use std::io::Write;
+use std::path::Path;
+
+pub use images::{ImageFolder, LoadedImage, load_image};
+pub use record::{
+    ImageRef, MAX_DESCRIPTION_BYTES, MAX_FIELD_BYTES, MAX_IMAGES, MAX_TAGS, Material, MaterialInput,
+};
+pub use search::{FusionWeights, MAX_TOP_K, SearchHit, SearchQuery};
+pub use source::{CatalogSource, MAX_CATALOG_FILE_BYTES, RecordError, read_catalog};
+pub use sqlite::SqliteStorage;
+pub use storage::{CatalogStorage, MaterialFilter, MaterialVersion, NewImage};
+pub use store::{Catalog, ImportReport, Progress, StoreOptions};
+
+use crate::error::{Error, Result};
+
+/// Writes `bytes` to `path` so the file appears whole or not at all: a temporary file in
+/// the same folder is written, flushed to disk and renamed over the target.
+///
+/// # Errors
+///
+/// Returns [`Error::Io`] naming the file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(folder).map_err(|err| Error::io("cannot create", folder, err))?;
+    let mut temporary = tempfile::NamedTempFile::new_in(folder)
+        .map_err(|err| Error::io("cannot create a file in", folder, err))?;
+    temporary
+        .write_all(bytes)
+        .and_then(|()| temporary.as_file().sync_all())
+        .map_err(|err| Error::io("cannot write", temporary.path(), err))?;
+    temporary
+        .persist(path)
+        .map_err(|err| Error::io("cannot rename into", path, err.error))?;
+    Ok(())
+}
