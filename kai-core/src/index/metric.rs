@@ -91,6 +91,8 @@ impl FromStr for Metric {
 /// accumulators, which keep the adder busy while hiding its latency. Measured with rustc
 /// 1.95 on an AMD EPYC (Zen 5) at dimension 384, 16 lanes beat 32 and 64 for the
 /// baseline x86-64 target, for AVX2 and for AVX-512.
+// NOTE: the default x86-64 build only has SSE2, which leaves HNSW search at about 0.9× of
+// hnswlib's queries/s; `-C target-cpu=native` reaches 1.05× (benches/RESULTS.md).
 const LANES: usize = 16;
 
 /// A distance between vectors, lower for closer ones. Searches are generic over it, so
