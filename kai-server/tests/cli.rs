@@ -674,4 +674,14 @@ fn recognize_empty_store_exits_3() {
         "{}",
         stderr(&output)
     );
+    // A mistyped store is reported, not created.
+    let missing = dir.path().join("no-such-store");
+    let output = run(&mut kai(&[
+        "search",
+        "wood",
+        "--store",
+        missing.to_str().unwrap(),
+    ]));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(!missing.exists());
 }

@@ -158,23 +158,7 @@ impl Catalog {
     /// As [`Catalog::open`].
     pub fn with_storage(options: StoreOptions, storage: Box<dyn CatalogStorage>) -> Result<Self> {
         let images = ImageFolder::open(options.root.join("images"))?;
-        let image_index = open_space(&options.root, IMAGE_SPACE, &options.image_model)?;
-        let text_index = open_space(&options.root, TEXT_SPACE, &options.text_model)?;
-        // The database commits each record before the index files are rewritten, so a
-        // process killed in between leaves vectors missing; say how to repair that.
-        let counts = [
-            (IMAGE_SPACE, image_index.len(), storage.image_count()?),
-            (TEXT_SPACE, text_index.len(), storage.count()?),
-        ];
-        for (space, vectors, records) in counts {
-            if vectors != records {
-                return Err(Error::Storage(format!(
-                    "vector space `{space}` of {} has {vectors} vectors for {records} stored \
-                     records (an import was interrupted?); run `kai reindex`",
-                    options.root.display()
-                )));
-            }
-        }
+        let (image_index, text_index) = load_spaces(&options, storage.as_ref())?;
         Ok(Self {
             options,
             storage,
@@ -189,6 +173,16 @@ impl Catalog {
     /// Returns the store folder.
     pub fn root(&self) -> &Path {
         &self.options.root
+    }
+
+    /// Takes the store's write lock and reloads the vector spaces, which another process
+    /// may have rewritten since this catalog was opened.
+    fn begin_write(&mut self) -> Result<WriteLock> {
+        let lock = WriteLock::acquire(&self.options.root)?;
+        let (image_index, text_index) = load_spaces(&self.options, self.storage.as_ref())?;
+        self.image_index = image_index;
+        self.text_index = text_index;
+        Ok(lock)
     }
 
     /// Returns the image embedder, loading it on first use.
@@ -279,6 +273,7 @@ impl Catalog {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<ImportReport> {
         let source = read_catalog(folder)?;
+        let _lock = self.begin_write()?;
         let mut report = ImportReport {
             failed: source.errors,
             ..Default::default()
@@ -397,6 +392,7 @@ impl Catalog {
     /// Returns [`Error::NotFound`] for an unknown id and the validation errors of
     /// [`MaterialInput::normalized`].
     pub fn update(&mut self, record: &MaterialInput, image_folder: &Path) -> Result<Material> {
+        let _lock = self.begin_write()?;
         let Some(current) = self.storage.get(record.id.trim())? else {
             return Err(Error::NotFound {
                 what: "material",
@@ -436,6 +432,7 @@ impl Catalog {
     ///
     /// Returns [`Error::Storage`] when the store cannot be written.
     pub fn delete(&mut self, id: &str) -> Result<bool> {
+        let _lock = self.begin_write()?;
         let Some(material) = self.storage.delete(id)? else {
             return Ok(false);
         };
@@ -454,6 +451,7 @@ impl Catalog {
     ///
     /// Returns model and storage errors.
     pub fn reindex(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<usize> {
+        let _lock = WriteLock::acquire(&self.options.root)?;
         let materials = self.storage.all()?;
         let image_dimension = self.image_embedder()?.dimension();
         let text_dimension = self.text_embedder()?.dimension();
@@ -504,6 +502,58 @@ impl Catalog {
     }
 }
 
+/// Loads both vector spaces and checks them against the database.
+fn load_spaces(
+    options: &StoreOptions,
+    storage: &dyn CatalogStorage,
+) -> Result<(VectorIndex, VectorIndex)> {
+    let image_index = open_space(&options.root, IMAGE_SPACE, &options.image_model)?;
+    let text_index = open_space(&options.root, TEXT_SPACE, &options.text_model)?;
+    // The database commits each record before the index files are rewritten, so a
+    // process killed in between leaves vectors missing; say how to repair that.
+    let counts = [
+        (IMAGE_SPACE, image_index.len(), storage.image_count()?),
+        (TEXT_SPACE, text_index.len(), storage.count()?),
+    ];
+    for (space, vectors, records) in counts {
+        if vectors != records {
+            return Err(Error::Storage(format!(
+                "vector space `{space}` of {} has {vectors} vectors for {records} stored \
+                 records (an import was interrupted?); run `kai reindex`",
+                options.root.display()
+            )));
+        }
+    }
+    Ok((image_index, text_index))
+}
+
+/// An exclusive hold on a store's `write.lock`, released when dropped or when the process
+/// ends, so two writers never interleave their database and index updates.
+#[derive(Debug)]
+struct WriteLock {
+    _file: std::fs::File,
+}
+
+impl WriteLock {
+    fn acquire(root: &Path) -> Result<Self> {
+        let path = root.join("write.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|err| Error::io("cannot open", &path, err))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Conflict(format!(
+                "another kai process is writing to the store {}; retry when it has finished",
+                root.display()
+            ))),
+            Err(std::fs::TryLockError::Error(err)) => Err(Error::io("cannot lock", &path, err)),
+        }
+    }
+}
+
 /// Returns the metadata the vector indexes filter on.
 pub(crate) fn metadata_of(material: &Material) -> Metadata {
     Metadata {
@@ -549,7 +599,11 @@ fn open_space(root: &Path, space: &str, model: &str) -> Result<VectorIndex> {
         }
         return new_space(dimension, model);
     }
-    let index = VectorIndex::load(&path)?;
+    let index = VectorIndex::load(&path).map_err(|err| {
+        Error::Storage(format!(
+            "{err}; run `kai reindex` to rebuild the `{space}` space"
+        ))
+    })?;
     if index.model() != model {
         return Err(Error::invalid(
             format!("vector space `{space}`"),

@@ -430,3 +430,24 @@ fn sample_catalog_recognizes_query_photos() {
         ErrorKind::InvalidInput
     );
 }
+
+#[test]
+fn second_writer_gets_a_conflict() {
+    let Some(models) = models() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("catalog");
+    write_catalog(&folder, &records());
+    let store = dir.path().join("store");
+    let mut catalog = open_store(&store, &models);
+    catalog.import(&folder, &mut |_| {}).unwrap();
+
+    // Another process holding the lock: a second open file description of write.lock.
+    let held = std::fs::File::open(store.join("write.lock")).unwrap();
+    held.lock().unwrap();
+    let err = catalog.delete("red-brick").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("another kai process"), "{err}");
+    assert!(catalog.get("red-brick").unwrap().is_some());
+    held.unlock().unwrap();
+    assert!(catalog.delete("red-brick").unwrap());
+}

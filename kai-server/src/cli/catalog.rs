@@ -107,8 +107,8 @@ pub enum MaterialsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Replace a material's fields from a JSON file holding one record as in catalog.json;
-    /// images are kept unless the file names new ones (relative to the file's folder).
+    /// Replace a material's fields from a JSON file with one record as in catalog.json.
+    /// Its images are kept unless the file names new ones, relative to the file's folder.
     Update {
         /// The JSON file.
         file: PathBuf,
@@ -139,7 +139,7 @@ pub enum HeadsCommand {
         /// The head's name.
         #[arg(long, default_value = kai_core::recognize::MATERIAL_TYPE_DOMAIN)]
         domain: String,
-        /// What to predict: `materialType`, or `property:NAME` for a property's value.
+        /// The predicted label: `materialType`, or `property:NAME` for a property's value.
         #[arg(long, default_value = "materialType")]
         label: String,
         /// Only materials of this type, for subtypes within a type.
@@ -166,6 +166,20 @@ pub enum HeadsCommand {
 pub struct ReindexArgs {
     #[command(flatten)]
     store: StoreArg,
+}
+
+/// Opens the store for a command that only reads it; a missing store is an error rather
+/// than a new empty one, so a mistyped `--store` is noticed.
+fn open_existing(cli: &Cli, store: &StoreArg) -> Result<Catalog, Error> {
+    let root = StoreOptions::default_root(store.store.as_deref());
+    if !root.join("kai.db").is_file() {
+        return Err(Error::NotFound {
+            what: "store",
+            name: root.display().to_string(),
+            hint: " (import a catalog into it first with `kai import DIR --store DIR`)".into(),
+        });
+    }
+    open_catalog(cli, store)
 }
 
 fn open_catalog(cli: &Cli, store: &StoreArg) -> Result<Catalog, Error> {
@@ -240,7 +254,7 @@ pub fn run_import(cli: &Cli, args: &ImportArgs) -> Result<(), Error> {
 pub fn run_recognize(cli: &Cli, args: &RecognizeArgs) -> Result<(), Error> {
     let limits = ImageLimits::from_env()?;
     let photo = open(&args.photo, &limits)?;
-    let catalog = open_catalog(cli, &args.store)?;
+    let catalog = open_existing(cli, &args.store)?;
     let options = RecognizeOptions {
         top_k: args.top_k,
         hint: args.hint.clone(),
@@ -255,6 +269,7 @@ pub fn run_recognize(cli: &Cli, args: &RecognizeArgs) -> Result<(), Error> {
             classes: &'a [kai_core::recognize::ClassConfidence],
             unknown: bool,
             processing_time_ms: f64,
+            classified_by: &'a str,
             quality: &'a kai_core::image::QualityReport,
         }
         return print_json(&Output {
@@ -262,6 +277,7 @@ pub fn run_recognize(cli: &Cli, args: &RecognizeArgs) -> Result<(), Error> {
             classes: &recognition.classes,
             unknown: recognition.unknown,
             processing_time_ms: recognition.processing_time_ms,
+            classified_by: recognition.classified_by,
             quality: &recognition.quality,
         });
     }
@@ -288,7 +304,11 @@ pub fn run_recognize(cli: &Cli, args: &RecognizeArgs) -> Result<(), Error> {
         .take(3)
         .map(|c| format!("{} {:.0}%", c.material_type, c.confidence * 100.0))
         .collect();
-    emit(format_args!("material type: {}", classes.join(", ")))?;
+    emit(format_args!(
+        "material type ({}): {}",
+        recognition.classified_by,
+        classes.join(", ")
+    ))?;
     if !recognition.quality.reasons.is_empty() {
         let reasons: Vec<&str> = recognition
             .quality
@@ -308,7 +328,7 @@ pub fn run_search(cli: &Cli, args: &SearchArgs) -> Result<(), Error> {
         .as_deref()
         .map(|p| open(p, &limits))
         .transpose()?;
-    let catalog = open_catalog(cli, &args.store)?;
+    let catalog = open_existing(cli, &args.store)?;
     let query = SearchQuery {
         text: args.text.clone(),
         image,
@@ -349,7 +369,7 @@ pub fn run_search(cli: &Cli, args: &SearchArgs) -> Result<(), Error> {
 pub fn run_materials(cli: &Cli, command: &MaterialsCommand) -> Result<(), Error> {
     match command {
         MaterialsCommand::Get { id, store } => {
-            let catalog = open_catalog(cli, store)?;
+            let catalog = open_existing(cli, store)?;
             let material = catalog.get(id)?.ok_or_else(|| not_found(id))?;
             print_json(&material)
         }
@@ -358,7 +378,7 @@ pub fn run_materials(cli: &Cli, command: &MaterialsCommand) -> Result<(), Error>
             store,
             json,
         } => {
-            let catalog = open_catalog(cli, store)?;
+            let catalog = open_existing(cli, store)?;
             let filter = MaterialFilter {
                 material_type: material_type.as_deref().map(str::to_lowercase),
                 ..Default::default()
@@ -392,20 +412,20 @@ pub fn run_materials(cli: &Cli, command: &MaterialsCommand) -> Result<(), Error>
                     format!("not a material record: {err}"),
                 )
             })?;
-            let mut catalog = open_catalog(cli, store)?;
+            let mut catalog = open_existing(cli, store)?;
             let folder = file.parent().unwrap_or(Path::new("."));
             let material = catalog.update(&record, folder)?;
             print_json(&material)
         }
         MaterialsCommand::Delete { id, store } => {
-            let mut catalog = open_catalog(cli, store)?;
+            let mut catalog = open_existing(cli, store)?;
             if !catalog.delete(id)? {
                 return Err(not_found(id));
             }
             emit(format_args!("deleted {id}"))
         }
         MaterialsCommand::History { id, store } => {
-            let catalog = open_catalog(cli, store)?;
+            let catalog = open_existing(cli, store)?;
             let history = catalog.history(id)?;
             if history.is_empty() {
                 return Err(not_found(id));
@@ -441,7 +461,7 @@ pub fn run_heads(cli: &Cli, command: &HeadsCommand) -> Result<(), Error> {
             store,
             json,
         } => {
-            let catalog = open_catalog(cli, store)?;
+            let catalog = open_existing(cli, store)?;
             let spec = HeadSpec {
                 domain: domain.clone(),
                 label: label.clone(),
@@ -463,7 +483,7 @@ pub fn run_heads(cli: &Cli, command: &HeadsCommand) -> Result<(), Error> {
             ))
         }
         HeadsCommand::List { store, json } => {
-            let catalog = open_catalog(cli, store)?;
+            let catalog = open_existing(cli, store)?;
             let heads = catalog.heads()?;
             if *json {
                 return print_json(&heads);
