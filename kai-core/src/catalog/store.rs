@@ -187,28 +187,18 @@ impl Catalog {
 
     /// Returns the image embedder, loading it on first use.
     pub fn image_embedder(&self) -> Result<&ImageEmbedder> {
-        if let Some(embedder) = self.image_embedder.get() {
-            return Ok(embedder);
-        }
-        let embedder = ImageEmbedder::from_store(
-            &self.options.models,
-            &self.options.image_model,
-            &self.options.device,
-        )?;
-        Ok(self.image_embedder.get_or_init(|| embedder))
+        let o = &self.options;
+        loaded(&self.image_embedder, || {
+            ImageEmbedder::from_store(&o.models, &o.image_model, &o.device)
+        })
     }
 
     /// Returns the text embedder, loading it on first use.
     pub fn text_embedder(&self) -> Result<&TextEmbedder> {
-        if let Some(embedder) = self.text_embedder.get() {
-            return Ok(embedder);
-        }
-        let embedder = TextEmbedder::from_store(
-            &self.options.models,
-            &self.options.text_model,
-            &self.options.device,
-        )?;
-        Ok(self.text_embedder.get_or_init(|| embedder))
+        let o = &self.options;
+        loaded(&self.text_embedder, || {
+            TextEmbedder::from_store(&o.models, &o.text_model, &o.device)
+        })
     }
 
     /// Returns the vector index of catalog images.
@@ -500,6 +490,15 @@ impl Catalog {
         self.text_index
             .save(space_path(&self.options.root, TEXT_SPACE))
     }
+}
+
+/// Returns the value in `cell`, loading it first when the cell is empty.
+fn loaded<T>(cell: &OnceLock<T>, load: impl FnOnce() -> Result<T>) -> Result<&T> {
+    if let Some(value) = cell.get() {
+        return Ok(value);
+    }
+    let value = load()?;
+    Ok(cell.get_or_init(|| value))
 }
 
 /// Loads both vector spaces and checks them against the database.
