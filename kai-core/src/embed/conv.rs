@@ -22,6 +22,57 @@ pub(crate) fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize
     (output, total / 2)
 }
 
+/// The input pixels a `SAME` convolution window covers, for each output pixel.
+struct Window {
+    height: usize,
+    width: usize,
+    kernel: usize,
+    stride: usize,
+    pad_y: usize,
+    pad_x: usize,
+    out_height: usize,
+    out_width: usize,
+}
+
+impl Window {
+    fn new(height: usize, width: usize, kernel: usize, stride: usize) -> Self {
+        let (out_height, pad_y) = same_padding(height, kernel, stride);
+        let (out_width, pad_x) = same_padding(width, kernel, stride);
+        Self {
+            height,
+            width,
+            kernel,
+            stride,
+            pad_y,
+            pad_x,
+            out_height,
+            out_width,
+        }
+    }
+
+    /// Calls `visit(tap, iy, ix)` for each kernel tap (`ky * kernel + kx`) of output pixel
+    /// `(oy, ox)` that falls inside the input; taps on the padding contribute zero.
+    #[inline(always)]
+    fn for_each_tap(&self, oy: usize, ox: usize, mut visit: impl FnMut(usize, usize, usize)) {
+        for ky in 0..self.kernel {
+            let Some(iy) = (oy * self.stride + ky).checked_sub(self.pad_y) else {
+                continue;
+            };
+            if iy >= self.height {
+                continue;
+            }
+            for kx in 0..self.kernel {
+                let Some(ix) = (ox * self.stride + kx).checked_sub(self.pad_x) else {
+                    continue;
+                };
+                if ix < self.width {
+                    visit(ky * self.kernel + kx, iy, ix);
+                }
+            }
+        }
+    }
+}
+
 fn relu6(x: f32) -> f32 {
     x.clamp(0.0, 6.0)
 }
@@ -63,8 +114,8 @@ impl CustomOp1 for StemConv {
             );
         }
         let out_c = self.bias.len();
-        let (oh, pad_y) = same_padding(height, self.kernel, self.stride);
-        let (ow, pad_x) = same_padding(width, self.kernel, self.stride);
+        let window = Window::new(height, width, self.kernel, self.stride);
+        let (oh, ow) = (window.out_height, window.out_width);
         let plane = height * width;
         let mut output = vec![0f32; batch * oh * ow * out_c];
         output
@@ -75,29 +126,15 @@ impl CustomOp1 for StemConv {
                 let image = &input[b * channels * plane..(b + 1) * channels * plane];
                 for (ox, out) in out_row.chunks_exact_mut(out_c).enumerate() {
                     out.copy_from_slice(&self.bias);
-                    for ky in 0..self.kernel {
-                        let Some(iy) = (oy * self.stride + ky).checked_sub(pad_y) else {
-                            continue;
-                        };
-                        if iy >= height {
-                            continue;
-                        }
-                        for kx in 0..self.kernel {
-                            let Some(ix) = (ox * self.stride + kx).checked_sub(pad_x) else {
-                                continue;
-                            };
-                            if ix >= width {
-                                continue;
-                            }
-                            for c in 0..channels {
-                                let x = image[c * plane + iy * width + ix];
-                                let tap = ((ky * self.kernel + kx) * channels + c) * out_c;
-                                for (o, &w) in out.iter_mut().zip(&self.weight[tap..tap + out_c]) {
-                                    *o += w * x;
-                                }
+                    window.for_each_tap(oy, ox, |tap, iy, ix| {
+                        for c in 0..channels {
+                            let x = image[c * plane + iy * width + ix];
+                            let at = (tap * channels + c) * out_c;
+                            for (o, &w) in out.iter_mut().zip(&self.weight[at..at + out_c]) {
+                                *o += w * x;
                             }
                         }
-                    }
+                    });
                     out.iter_mut().for_each(|o| *o = relu6(*o));
                 }
             });
@@ -139,8 +176,8 @@ impl CustomOp1 for Depthwise {
                 self.bias.len()
             );
         }
-        let (oh, pad_y) = same_padding(height, self.kernel, self.stride);
-        let (ow, pad_x) = same_padding(width, self.kernel, self.stride);
+        let window = Window::new(height, width, self.kernel, self.stride);
+        let (oh, ow) = (window.out_height, window.out_width);
         let mut output = vec![0f32; batch * oh * ow * channels];
         output
             .par_chunks_mut(ow * channels)
@@ -151,29 +188,14 @@ impl CustomOp1 for Depthwise {
                     &input[b * height * width * channels..(b + 1) * height * width * channels];
                 for (ox, out) in out_row.chunks_exact_mut(channels).enumerate() {
                     out.copy_from_slice(&self.bias);
-                    for ky in 0..self.kernel {
-                        let Some(iy) = (oy * self.stride + ky).checked_sub(pad_y) else {
-                            continue;
-                        };
-                        if iy >= height {
-                            continue;
+                    window.for_each_tap(oy, ox, |tap, iy, ix| {
+                        let pixel = (iy * width + ix) * channels;
+                        let x = &image[pixel..pixel + channels];
+                        let w = &self.weight[tap * channels..(tap + 1) * channels];
+                        for ((o, &x), &w) in out.iter_mut().zip(x).zip(w) {
+                            *o += w * x;
                         }
-                        for kx in 0..self.kernel {
-                            let Some(ix) = (ox * self.stride + kx).checked_sub(pad_x) else {
-                                continue;
-                            };
-                            if ix >= width {
-                                continue;
-                            }
-                            let pixel = (iy * width + ix) * channels;
-                            let tap = (ky * self.kernel + kx) * channels;
-                            let x = &image[pixel..pixel + channels];
-                            let w = &self.weight[tap..tap + channels];
-                            for ((o, &x), &w) in out.iter_mut().zip(x).zip(w) {
-                                *o += w * x;
-                            }
-                        }
-                    }
+                    });
                     out.iter_mut().for_each(|o| *o = relu6(*o));
                 }
             });
