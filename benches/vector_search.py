@@ -3,7 +3,7 @@
 
 The driver generates one clustered data set with a seeded numpy generator. Points are
 drawn from Gaussian clusters in a 64-dimensional latent space, mapped to 384 dimensions
-by a random matrix, perturbed by isotropic noise and scaled to unit length, so the data
+by a random matrix, perturbed by isotropic noise and scaled to unit length. The data so
 has a lower intrinsic dimension than its size, as text embeddings do. The driver writes
 the vectors, the queries and the exact top-10 neighbours of each query (cosine, computed
 with numpy) as raw little-endian files to a temporary folder. kai runs as the release

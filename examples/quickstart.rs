@@ -13,7 +13,7 @@ use kai_core::recognize::RecognizeOptions;
 use kai_core::{DeviceRequest, Error, ModelStore, fetch};
 use serde::Deserialize;
 
-/// One query photo and the answer the recognition should give.
+/// One query photo and the material type recognition is expected to return.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Expected {
@@ -76,7 +76,7 @@ fn main() -> Result<(), Error> {
     Ok(())
 }
 
-/// Recognizes every query photo and prints the per-photo answer and the accuracies.
+/// Recognizes every query photo and prints each result and the accuracies.
 fn recognize_queries(catalog: &Catalog, folder: &Path) -> Result<(), Error> {
     let path = folder.join("expected.json");
     let text =

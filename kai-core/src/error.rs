@@ -57,7 +57,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The database or another store failed, or holds data kai cannot read.
+    /// The database or another store failed, or contains data kai cannot read.
     #[error("storage failed: {0}")]
     Storage(String),
 

@@ -479,7 +479,8 @@ fn embed_image_json_has_vectors_and_labels() {
     assert_eq!(top.len(), 5);
     assert_eq!(top[0]["label"], "espresso");
     let score = top[0]["score"].as_f64().unwrap();
-    assert!(score > 0.5 && score <= 1.0, "{score}");
+    assert!(score > 0.5, "{score}");
+    assert!(score <= 1.0, "{score}");
 }
 
 #[test]

@@ -509,7 +509,7 @@ fn load_spaces(
     let image_index = open_space(&options.root, IMAGE_SPACE, &options.image_model)?;
     let text_index = open_space(&options.root, TEXT_SPACE, &options.text_model)?;
     // The database commits each record before the index files are rewritten, so a
-    // process killed in between leaves vectors missing; say how to repair that.
+    // process killed in between leaves vectors missing. The error names the repair.
     let counts = [
         (IMAGE_SPACE, image_index.len(), storage.image_count()?),
         (TEXT_SPACE, text_index.len(), storage.count()?),

@@ -31,7 +31,7 @@ const LITE0_STAGES: [StageArgs; 7] = [
     (1, 3, 1, 6, 192, 320),
 ];
 
-/// Which implementation runs the layers.
+/// The implementation that runs the layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backend {
     /// kai's fused CPU kernels.
@@ -40,7 +40,7 @@ pub(crate) enum Backend {
     Candle,
 }
 
-/// What the network computes for a batch.
+/// The network's outputs for a batch.
 #[derive(Debug)]
 pub(crate) struct Output {
     /// Pooled features before the classifier, `[batch, 1280]`.
@@ -347,7 +347,7 @@ impl Spatial {
         })
     }
 
-    /// The stem: NCHW images in, NHWC activations out.
+    /// Runs the stem, taking NCHW images and returning NHWC activations.
     fn forward_nchw(&self, x: &Tensor, cpu: bool) -> Result<Tensor> {
         match (&self.cpu, cpu) {
             (Some(SpatialKernel::Stem(op)), true) => Ok(x.contiguous()?.apply_op1_no_bwd(op)?),
@@ -355,7 +355,7 @@ impl Spatial {
         }
     }
 
-    /// A depthwise convolution: NHWC in and out.
+    /// Runs a depthwise convolution on NHWC activations.
     fn forward_nhwc(&self, x: &Tensor, cpu: bool) -> Result<Tensor> {
         match (&self.cpu, cpu) {
             (Some(SpatialKernel::Depthwise(op)), true) => {

@@ -10,8 +10,8 @@ use crate::models::Preprocess;
 
 /// Returns the centre square that `preprocess` keeps of a `width × height` image.
 ///
-/// The side is `crop_fraction` of the shorter side, rounded down; when the leftover is odd,
-/// the extra pixel goes before the square, as in the TensorFlow reference.
+/// The side is `crop_fraction` of the shorter side, rounded down. When the leftover is
+/// odd, the extra pixel goes before the square, as in the TensorFlow reference.
 fn centre_crop(width: usize, height: usize, preprocess: &Preprocess) -> Crop {
     let side = (f64::from(preprocess.crop_fraction) * width.min(height) as f64) as usize;
     let side = side.max(1);

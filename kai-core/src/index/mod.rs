@@ -412,7 +412,7 @@ impl VectorIndex {
     /// Returns [`VectorIndex::search`]'s hits for each row of the row-major `queries`.
     /// HNSW indexes search the queries in parallel. Exact searches of 16 queries or more
     /// without a filter screen candidates with matrix products and score the best again
-    /// with the kernels of single searches; other exact searches compare each vector with
+    /// with the kernels of single searches. Other exact searches compare each vector with
     /// a block of queries while it is in cache.
     ///
     /// # Errors

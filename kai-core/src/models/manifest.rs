@@ -70,7 +70,7 @@ pub struct ModelFile {
 pub struct TextSection {
     /// Inputs are truncated to this many tokens, special tokens included.
     pub max_sequence_length: usize,
-    /// How token vectors are pooled.
+    /// The pooling of token vectors into one vector.
     pub pooling: Pooling,
     /// Whether output vectors are scaled to unit L2 norm.
     pub normalize: bool,
@@ -84,7 +84,7 @@ pub struct ImageSection {
     pub weights: String,
     /// The class-name list of the classifier, by name (see [`crate::embed::Labels`]).
     pub labels: String,
-    /// How a photo becomes the network's input tensor.
+    /// The steps that turn a photo into the network's input tensor.
     pub preprocess: Preprocess,
 }
 
@@ -132,9 +132,9 @@ pub struct Manifest {
     pub upstream: String,
     /// Length of the output vectors.
     pub dimension: usize,
-    /// How a text model is run; present for `text-embedding` models.
+    /// Settings of a text model, present for `text-embedding` models.
     pub text: Option<TextSection>,
-    /// How an image model is run; present for `image-embedding` models.
+    /// Settings of an image model, present for `image-embedding` models.
     pub image: Option<ImageSection>,
     /// Where the files are downloaded from.
     pub source: Source,

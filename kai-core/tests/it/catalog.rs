@@ -94,7 +94,8 @@ fn import_is_incremental() {
     // A second import of the same folder changes nothing.
     let report = catalog.import(&folder, &mut |_| {}).unwrap();
     assert_eq!(report.unchanged.len(), 4);
-    assert!(report.created.is_empty() && report.updated.is_empty());
+    assert!(report.created.is_empty());
+    assert!(report.updated.is_empty());
 
     // Editing one record updates only that one and keeps its history.
     let mut changed = records();
@@ -407,7 +408,8 @@ fn sample_catalog_recognizes_query_photos() {
     };
     let manifest = catalog.train_head(&spec).unwrap();
     assert_eq!(manifest.classes, types);
-    assert!(manifest.heldout_images > 0 && manifest.training_images > manifest.heldout_images);
+    assert!(manifest.heldout_images > 0);
+    assert!(manifest.training_images > manifest.heldout_images);
     assert!(
         manifest.heldout_accuracy > 1.0 / types.len() as f32,
         "{manifest:?}"

@@ -62,7 +62,7 @@ impl Reference {
         Self { photos, tensors }
     }
 
-    /// The reference input tensor, `(pixels - 127) / 128` in NCHW order.
+    /// Returns the reference input tensor, `(pixels - 127) / 128` in NCHW order.
     fn input(&self) -> Tensor {
         let pixels = self.tensors["pixels"]
             .to_dtype(kai_core::candle::DType::F32)

@@ -168,7 +168,7 @@ pub struct ReindexArgs {
     store: StoreArg,
 }
 
-/// Opens the store for a command that only reads it; a missing store is an error rather
+/// Opens the store for a command that only reads it. A missing store is an error rather
 /// than a new empty one, so a mistyped `--store` is noticed.
 fn open_existing(cli: &Cli, store: &StoreArg) -> Result<Catalog, Error> {
     let root = StoreOptions::default_root(store.store.as_deref());
