@@ -25,6 +25,7 @@
 //! surface maps to exceptions, `err.code`, HTTP statuses and exit codes.
 
 pub mod catalog;
+pub mod db;
 pub mod device;
 pub mod embed;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod image;
 pub mod index;
 pub mod models;
 pub mod recognize;
+pub mod registry;
 
 pub use device::DeviceRequest;
 pub use embed::{Embeddings, ImageEmbedder, TextEmbedder, cosine_similarity};

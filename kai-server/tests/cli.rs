@@ -686,3 +686,424 @@ fn recognize_empty_store_exits_3() {
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert!(!missing.exists());
 }
+
+fn params(store: &std::path::Path, args: &[&str]) -> Output {
+    run(kai(&["params"])
+        .args(args)
+        .arg("--store")
+        .arg(store)
+        .env_remove("KAI_DATABASE_URL")
+        .env_remove("PARAM_STORAGE_TYPE")
+        .env_remove("PARAM_DB_CONNECTION")
+        .env_remove("DEFAULT_PARAMETER_SET")
+        .env_remove("SIMILARITY_THRESHOLD"))
+}
+
+#[test]
+fn params_show_works_on_a_new_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = params(dir.path(), &["show", "standard", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json = stdout_json(&output);
+    assert_eq!(json["name"], "standard");
+    assert_eq!(json["version"], 1);
+    assert!(json["scope"].is_null());
+    assert_eq!(json["values"]["recognition.top_k"], 5);
+    assert_eq!(json["values"]["quality.min_sharpness"], 50.0);
+
+    let output = params(dir.path(), &["list"]);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    for name in ["standard", "premium", "enterprise"] {
+        assert!(text.contains(name), "{text}");
+    }
+}
+
+#[test]
+fn params_set_history_diff_rollback_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let output = params(
+        store,
+        &[
+            "set",
+            "premium",
+            "recognition.top_k=9",
+            "quality.max_noise=5",
+            "--expect-version",
+            "1",
+            "--author",
+            "ana",
+            "--note",
+            "tighter noise",
+            "--json",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json = stdout_json(&output);
+    assert_eq!(json["version"], 2);
+    assert_eq!(json["values"]["quality.max_noise"], 5.0);
+    assert_eq!(json["author"], "ana");
+
+    // A stale version: exit 5, nothing written.
+    let output = params(
+        store,
+        &[
+            "set",
+            "premium",
+            "recognition.top_k=3",
+            "--expect-version",
+            "1",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("at version 2, not 1"),
+        "{}",
+        stderr(&output)
+    );
+
+    // An invalid value: exit 2, naming the parameter, value and rule.
+    let output = params(store, &["set", "premium", "recognition.top_k=1000"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("recognition.top_k: 1000 is above the maximum 100"),
+        "{}",
+        stderr(&output)
+    );
+    let output = params(store, &["set", "premium", "no.such=1"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = params(store, &["show", "platinum"]);
+    assert_eq!(output.status.code(), Some(3));
+
+    let output = params(store, &["history", "premium", "--json"]);
+    let history = stdout_json(&output);
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(history[1]["note"], "tighter noise");
+
+    let output = params(store, &["diff", "premium", "1", "2", "--json"]);
+    let diff = stdout_json(&output);
+    let names: Vec<&str> = diff
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["parameter"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["quality.max_noise", "recognition.top_k"]);
+
+    let output = params(store, &["rollback", "premium", "--to", "1", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout_json(&output)["version"], 3);
+    let output = params(store, &["diff", "premium", "1", "3"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("same values"));
+
+    let output = params(store, &["show", "premium", "--version", "2", "--json"]);
+    assert_eq!(stdout_json(&output)["values"]["recognition.top_k"], 9);
+
+    let output = params(store, &["purge", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout_json(&output)["purged"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn params_schema_apply_reads_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("recon.toml");
+    std::fs::write(
+        &file,
+        "[parameters.\"recon.ransac_threshold\"]\ntype = \"float\"\nmin = 0.1\nmax = 20\n\
+         default = 2.0\nunit = \"px\"\ndescription = \"Largest reprojection error of an inlier.\"\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let output = params(
+        &store,
+        &["schema", "apply", "--json", file.to_str().unwrap()],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout_json(&output)["added"][0], "recon.ransac_threshold");
+    let output = params(&store, &["show", "enterprise", "--json"]);
+    assert_eq!(
+        stdout_json(&output)["values"]["recon.ransac_threshold"],
+        2.0
+    );
+    let output = params(&store, &["schema", "show"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("recon.ransac_threshold (float, px)"));
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\"parameters\": {\"x\": {\"type\": \"int\", \"default\": 1.5}}}",
+    )
+    .unwrap();
+    let output = params(&store, &["schema", "apply", bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+/// Writes a catalog folder with four of the sample catalog's records.
+fn small_catalog(folder: &std::path::Path) {
+    let all: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(sample_catalog().join("catalog.json")).unwrap())
+            .unwrap();
+    let ids = [
+        "red-brown-plank-floor",
+        "dark-knotty-boards",
+        "grey-fieldstone-wall",
+    ];
+    let chosen: Vec<Value> = all
+        .into_iter()
+        .filter(|r| ids.contains(&r["id"].as_str().unwrap()))
+        .collect();
+    std::fs::create_dir_all(folder.join("images")).unwrap();
+    for record in &chosen {
+        for image in record["images"].as_array().unwrap() {
+            let image = image.as_str().unwrap();
+            std::fs::copy(sample_catalog().join(image), folder.join(image)).unwrap();
+        }
+    }
+    std::fs::write(
+        folder.join("catalog.json"),
+        serde_json::to_vec(&chosen).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn params_record_resolve_and_suggest_use_the_catalog() {
+    if !both_models_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("catalog");
+    small_catalog(&folder);
+    let store = dir.path().join("store");
+    let output = run(kai(&["import", "--store"]).arg(&store).arg(&folder));
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let output = params(
+        &store,
+        &["set", "premium", "--scope", "wood", "recognition.top_k=3"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = params(
+        &store,
+        &[
+            "resolve",
+            "red-brown-plank-floor",
+            "--set",
+            "premium",
+            "--json",
+        ],
+    );
+    let json = stdout_json(&output);
+    assert_eq!(
+        (json["name"].as_str(), json["scope"].as_str()),
+        (Some("premium"), Some("wood"))
+    );
+    assert_eq!(json["fallback"], false);
+    let output = params(&store, &["resolve", "grey-fieldstone-wall", "--json"]);
+    let json = stdout_json(&output);
+    assert_eq!(json["name"], "standard");
+    assert_eq!(json["fallback"], true);
+    assert_eq!(json["tried"][0], "stone");
+
+    for (set, value) in [("standard", "0.6"), ("enterprise", "0.9")] {
+        let output = params(
+            &store,
+            &[
+                "record",
+                set,
+                "dark-knotty-boards",
+                &format!("score={value}"),
+            ],
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let output = params(
+        &store,
+        &["record", "standard", "no-such-material", "score=1"],
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let output = params(
+        &store,
+        &["record", "standard", "dark-knotty-boards", "score=high"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+
+    // Every material counts as similar at threshold -1: the better result wins.
+    let output = run(kai(&[
+        "params",
+        "suggest",
+        "red-brown-plank-floor",
+        "--json",
+        "--store",
+    ])
+    .arg(&store)
+    .env("SIMILARITY_THRESHOLD", "-1"));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json = stdout_json(&output);
+    assert_eq!(json["set"]["name"], "enterprise", "{json}");
+    assert_eq!(json["fallback"], false);
+    assert_eq!(json["evidence"].as_array().unwrap().len(), 2);
+    assert_eq!(json["evidence"][0]["materialId"], "dark-knotty-boards");
+    // Lower is better: the other result wins.
+    let output = run(kai(&[
+        "params",
+        "suggest",
+        "red-brown-plank-floor",
+        "--json",
+        "--lower-is-better",
+        "--store",
+    ])
+    .arg(&store)
+    .env("SIMILARITY_THRESHOLD", "-1"));
+    assert_eq!(stdout_json(&output)["set"]["name"], "standard");
+    // Nothing is identical at threshold 1: the default set is resolved for the material.
+    let output = run(kai(&[
+        "params",
+        "suggest",
+        "red-brown-plank-floor",
+        "--json",
+        "--store",
+    ])
+    .arg(&store)
+    .env("SIMILARITY_THRESHOLD", "1"));
+    let json = stdout_json(&output);
+    assert_eq!(json["fallback"], true);
+    assert_eq!(json["set"]["name"], "standard");
+    let output = run(
+        kai(&["params", "suggest", "red-brown-plank-floor", "--store"])
+            .arg(&store)
+            .env("SIMILARITY_THRESHOLD", "2"),
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("SIMILARITY_THRESHOLD"));
+}
+
+/// A fresh database on the PostgreSQL test server, dropped at the end of the test.
+struct TestDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.server, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// Returns a new database on the server of `KAI_TEST_DATABASE_URL`, or prints why the
+/// test is skipped (and fails instead when `KAI_REQUIRE_POSTGRES` is set).
+fn test_database() -> Option<TestDatabase> {
+    let Some(server) = std::env::var("KAI_TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        assert!(
+            std::env::var_os("KAI_REQUIRE_POSTGRES").is_none(),
+            "KAI_REQUIRE_POSTGRES is set but KAI_TEST_DATABASE_URL is not"
+        );
+        eprintln!(
+            "skipped: no PostgreSQL test server; run `eval \"$(python3 scripts/postgres.py start)\"`"
+        );
+        return None;
+    };
+    let name = format!("kai_cli_test_{}", std::process::id());
+    let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let (base, _) = server.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+    Some(TestDatabase { server, name, url })
+}
+
+#[test]
+fn store_migrate_copies_catalog_and_registry_to_postgres() {
+    if !both_models_ready() {
+        return;
+    }
+    let Some(db) = test_database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("catalog");
+    small_catalog(&folder);
+    let store = dir.path().join("store");
+    let output = run(kai(&["import", "--store"])
+        .arg(&store)
+        .arg(&folder)
+        .env_remove("KAI_DATABASE_URL"));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = params(&store, &["set", "premium", "recognition.top_k=7"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = params(
+        &store,
+        &["record", "premium", "dark-knotty-boards", "score=0.8"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let migrate = || {
+        run(
+            kai(&["store", "migrate", "--json", "--to", &db.url, "--store"])
+                .arg(&store)
+                .env_remove("KAI_DATABASE_URL"),
+        )
+    };
+    let output = migrate();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = stdout_json(&output);
+    assert_eq!(report["catalog"]["materials"], 3);
+    assert_eq!(report["catalog"]["textVectors"], 3);
+    assert_eq!(report["parameterSetVersions"], 4);
+    assert_eq!(report["parameterResults"], 1);
+    // A second copy into the same database is rejected: the catalog is not empty.
+    let output = migrate();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+
+    // The PostgreSQL store now answers the same commands.
+    let on_postgres = |args: &[&str]| {
+        run(kai(args)
+            .arg("--store")
+            .arg(&store)
+            .env("KAI_DATABASE_URL", &db.url))
+    };
+    let output = on_postgres(&["params", "show", "premium", "--json"]);
+    let json = stdout_json(&output);
+    assert_eq!(json["version"], 2);
+    assert_eq!(json["values"]["recognition.top_k"], 7);
+    let output = on_postgres(&["search", "--json", "knotty timber boards"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let ids: Vec<String> = stdout_json(&output)["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.contains(&"dark-knotty-boards".to_owned()), "{ids:?}");
+    let output = run(kai(&[
+        "params",
+        "suggest",
+        "red-brown-plank-floor",
+        "--json",
+        "--store",
+    ])
+    .arg(&store)
+    .env("KAI_DATABASE_URL", &db.url)
+    .env("SIMILARITY_THRESHOLD", "-1"));
+    assert_eq!(stdout_json(&output)["set"]["name"], "premium");
+
+    let output = run(&mut kai(&["store", "migrate", "--to", "mysql://x@y/z"]));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}

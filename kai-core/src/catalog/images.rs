@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::storage::NewImage;
 use crate::error::{Error, Result};
 use crate::image::{ImageInfo, ImageLimits, RgbImage, decode, probe};
 use crate::models::to_hex;
@@ -102,5 +103,19 @@ impl ImageFolder {
             .persist(&target)
             .map_err(|err| Error::io("cannot rename into", &target, err.error))?;
         Ok(relative)
+    }
+
+    /// Stores `image` as [`ImageFolder::store`] does and returns its record.
+    ///
+    /// # Errors
+    ///
+    /// As [`ImageFolder::store`].
+    pub(crate) fn store_new(&self, image: &LoadedImage) -> Result<NewImage> {
+        Ok(NewImage {
+            path: self.store(image)?,
+            sha256: image.sha256.clone(),
+            width: image.pixels.width(),
+            height: image.pixels.height(),
+        })
     }
 }

@@ -101,20 +101,41 @@ pub struct Material {
 impl Material {
     /// Returns the text that the text embedding of the material is computed from.
     pub fn embedding_text(&self) -> String {
-        let mut text = format!("{} ({})", self.name, self.material_type);
-        if !self.tags.is_empty() {
-            text.push_str(". ");
-            text.push_str(&self.tags.join(", "));
-        }
-        if !self.description.is_empty() {
-            text.push_str(". ");
-            text.push_str(&self.description);
-        }
-        text
+        embedding_text(
+            &self.name,
+            &self.material_type,
+            &self.tags,
+            &self.description,
+        )
     }
 }
 
+/// Joins the fields that a material's text embedding is computed from.
+fn embedding_text(name: &str, material_type: &str, tags: &[String], description: &str) -> String {
+    let mut text = format!("{name} ({material_type})");
+    if !tags.is_empty() {
+        text.push_str(". ");
+        text.push_str(&tags.join(", "));
+    }
+    if !description.is_empty() {
+        text.push_str(". ");
+        text.push_str(description);
+    }
+    text
+}
+
 impl MaterialInput {
+    /// Returns the text that the text embedding of the stored material is computed from;
+    /// call it on the [`MaterialInput::normalized`] record.
+    pub fn embedding_text(&self) -> String {
+        embedding_text(
+            &self.name,
+            &self.material_type,
+            &self.tags,
+            &self.description,
+        )
+    }
+
     /// Checks every field and returns the record in its stored form: trimmed, type and
     /// tags in lower case, duplicate tags dropped.
     ///

@@ -1,5 +1,5 @@
-//! Hybrid catalog search: BM25 keyword relevance, text-embedding similarity and image
-//! similarity, fused by reciprocal rank.
+//! Hybrid catalog search: keyword relevance (BM25 on SQLite, `ts_rank_cd` on PostgreSQL),
+//! text-embedding similarity and image similarity, fused by reciprocal rank.
 
 use std::collections::HashMap;
 
@@ -21,7 +21,7 @@ pub const MAX_TOP_K: usize = 1000;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct FusionWeights {
-    /// Weight of BM25 keyword relevance.
+    /// Weight of keyword relevance.
     pub keyword: f32,
     /// Weight of the query text's embedding similarity.
     pub text: f32,
@@ -102,9 +102,10 @@ pub struct SearchHit {
 impl Catalog {
     /// Searches the catalog by text, by image, or both.
     ///
-    /// Each signal ranks up to 200 candidates. The text gives two rankings: BM25 over name,
-    /// description, tags and type, and the cosine similarity of its embedding to each
-    /// material's text embedding. The image ranks materials by the best cosine similarity
+    /// Each signal ranks up to 200 candidates. The text gives two rankings: keyword
+    /// relevance over name, description, tags and type (BM25 on SQLite, `ts_rank_cd` on
+    /// PostgreSQL), and the cosine similarity of its embedding to each material's text
+    /// embedding. On PostgreSQL the vector rankings are approximate (HNSW). The image ranks materials by the best cosine similarity
     /// to their images. Weighted reciprocal rank fusion merges the rankings.
     ///
     /// # Errors
@@ -133,12 +134,12 @@ impl Catalog {
         if let Some(text) = text {
             let keyword: Vec<u64> = self
                 .storage()
-                .keyword_search(text, CANDIDATES)?
+                .keyword_search(text, &query.filter, CANDIDATES)?
                 .into_iter()
                 .map(|(key, _)| key)
                 .collect();
             rankings.push((query.weights.keyword, keyword));
-            if !self.text_index().is_empty() {
+            if !self.text_index().is_empty()? {
                 let vector = self.text_embedder()?.embed(&[text])?;
                 let hits =
                     self.text_index()
@@ -147,18 +148,17 @@ impl Catalog {
             }
         }
         if let Some(image) = &query.image
-            && !self.image_index().is_empty()
+            && !self.image_index().is_empty()?
         {
             let vector = self.image_embedder()?.embed(std::slice::from_ref(image))?;
             let hits = self
                 .image_index()
                 .search(vector.as_slice(), CANDIDATES, filter.as_ref())?;
+            let image_keys: Vec<u64> = hits.iter().map(|hit| hit.id).collect();
             let mut materials = Vec::new();
-            for hit in hits {
-                if let Some(material) = self.storage().get_by_image_key(hit.id)?
-                    && !materials.contains(&material.key)
-                {
-                    materials.push(material.key);
+            for (_, material) in self.storage().image_owners(&image_keys)? {
+                if !materials.contains(&material) {
+                    materials.push(material);
                 }
             }
             rankings.push((query.weights.image, materials));
@@ -176,10 +176,14 @@ impl Catalog {
 
         let mut hits = Vec::new();
         for (key, score) in ordered {
+            if hits.len() >= query.offset + query.top_k {
+                break;
+            }
             let Some(material) = self.storage().get_by_key(key)? else {
                 continue;
             };
-            // Keyword matches are not filtered by the database; vector hits already are.
+            // Every ranking was filtered in the database; a material changed since then
+            // may no longer pass.
             if !query.filter.matches(&material) {
                 continue;
             }

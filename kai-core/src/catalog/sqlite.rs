@@ -7,14 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
 use super::record::{ImageRef, Material, MaterialInput};
-use super::storage::{CatalogStorage, MaterialFilter, MaterialVersion, NewImage};
+use super::storage::{CatalogStorage, ExpectedVersion, MaterialFilter, MaterialVersion, NewImage};
 use crate::error::{Error, Result};
-
-/// Schema migrations in the order they apply, each recorded by name once applied.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_catalog",
-    include_str!("../../migrations/sqlite/0001_catalog.sql"),
-)];
 
 /// Time format of every stored timestamp: RFC 3339 in UTC with milliseconds.
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
@@ -66,36 +60,8 @@ impl SqliteStorage {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let tx = self
-            .connection
-            .transaction()
-            .map_err(|err| storage_error("cannot start a migration", err))?;
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
-        )
-        .map_err(|err| storage_error("cannot create the migrations table", err))?;
-        for (name, sql) in MIGRATIONS {
-            let applied: bool = tx
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = ?1)",
-                    [name],
-                    |row| row.get(0),
-                )
-                .map_err(|err| storage_error("cannot read the migrations table", err))?;
-            if applied {
-                continue;
-            }
-            tx.execute_batch(sql)
-                .map_err(|err| storage_error(&format!("migration {name} failed"), err))?;
-            tx.execute(
-                &format!("INSERT INTO schema_migrations (name, applied_at) VALUES (?1, {NOW})"),
-                [name],
-            )
-            .map_err(|err| storage_error("cannot record a migration", err))?;
-        }
-        tx.commit()
-            .map_err(|err| storage_error("cannot commit the migrations", err))
+        crate::db::migrations::apply_sqlite(&mut self.connection, crate::db::SQLITE_MIGRATIONS)
+            .map(drop)
     }
 
     fn material_from_row(&self, row: &Row<'_>) -> rusqlite::Result<Material> {
@@ -194,6 +160,7 @@ impl CatalogStorage for SqliteStorage {
         record: &MaterialInput,
         images: &[NewImage],
         content_hash: &str,
+        expected: ExpectedVersion,
     ) -> Result<Material> {
         let tags = serde_json::to_string(&record.tags).unwrap_or_else(|_| "[]".into());
         let properties = serde_json::to_string(&record.properties).unwrap_or_else(|_| "{}".into());
@@ -209,6 +176,7 @@ impl CatalogStorage for SqliteStorage {
             )
             .optional()
             .map_err(|err| storage_error("cannot read a material", err))?;
+        expected.check(&record.id, existing.map(|(_, version)| version))?;
         let (pk, change) = match existing {
             Some((pk, _)) => {
                 tx.execute(
@@ -395,20 +363,58 @@ impl CatalogStorage for SqliteStorage {
             .map_err(|err| storage_error("cannot read the history", err))
     }
 
-    fn keyword_search(&self, query: &str, limit: usize) -> Result<Vec<(u64, f32)>> {
+    fn history_ids(&self) -> Result<Vec<String>> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT DISTINCT id FROM material_versions ORDER BY id")
+            .map_err(|err| storage_error("cannot read the history", err))?;
+        statement
+            .query_map([], |row| row.get(0))
+            .and_then(Iterator::collect)
+            .map_err(|err| storage_error("cannot read the history", err))
+    }
+
+    fn keyword_search(
+        &self,
+        query: &str,
+        filter: &MaterialFilter,
+        limit: usize,
+    ) -> Result<Vec<(u64, f32)>> {
         let Some(query) = fts_query(query) else {
             return Ok(Vec::new());
         };
+        // One `json_each` test per required tag; tags are stored as a JSON array.
+        let tags: String = (0..filter.tags.len())
+            .map(|i| {
+                format!(
+                    " AND EXISTS (SELECT 1 FROM json_each(m.tags) WHERE json_each.value = ?{})",
+                    i + 5
+                )
+            })
+            .collect();
         let mut statement = self
             .connection
-            .prepare_cached(
-                "SELECT rowid, bm25(materials_fts) FROM materials_fts
-                 WHERE materials_fts MATCH ?1 ORDER BY bm25(materials_fts) LIMIT ?2",
-            )
+            .prepare_cached(&format!(
+                "SELECT f.rowid, bm25(materials_fts) FROM materials_fts f
+                 JOIN materials m ON m.pk = f.rowid
+                 WHERE materials_fts MATCH ?1
+                   AND (?3 IS NULL OR m.material_type = ?3)
+                   AND (?4 IS NULL OR m.collection_id = ?4){tags}
+                 ORDER BY bm25(materials_fts) LIMIT ?2"
+            ))
             .map_err(|err| storage_error("cannot search keywords", err))?;
+        let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![
+            Box::new(query),
+            Box::new(limit.min(i64::MAX as usize) as i64),
+            Box::new(filter.material_type.clone()),
+            Box::new(filter.collection_id.clone()),
+        ];
+        for tag in &filter.tags {
+            values.push(Box::new(tag.clone()));
+        }
         statement
             // FTS5's bm25() is lower for better matches; negate it so higher is better.
-            .query_map(params![query, limit.min(i64::MAX as usize) as i64], |row| {
+            .query_map(rusqlite::params_from_iter(values.iter()), |row| {
                 Ok((row.get::<_, i64>(0)? as u64, -row.get::<_, f64>(1)? as f32))
             })
             .and_then(Iterator::collect)
@@ -447,7 +453,12 @@ mod tests {
     fn put_get_update_keeps_history() {
         let mut storage = SqliteStorage::in_memory().unwrap();
         let first = storage
-            .put(&record("oak", "Oak planks"), &[image("a.jpg")], "h1")
+            .put(
+                &record("oak", "Oak planks"),
+                &[image("a.jpg")],
+                "h1",
+                ExpectedVersion::Any,
+            )
             .unwrap();
         assert_eq!(first.version, 1);
         assert_eq!(first.images.len(), 1);
@@ -456,6 +467,7 @@ mod tests {
                 &record("oak", "Oak boards"),
                 &[image("b.jpg"), image("c.jpg")],
                 "h2",
+                ExpectedVersion::Any,
             )
             .unwrap();
         assert_eq!(second.version, 2);
@@ -472,7 +484,12 @@ mod tests {
     fn delete_keeps_history_and_removes_images() {
         let mut storage = SqliteStorage::in_memory().unwrap();
         let stored = storage
-            .put(&record("oak", "Oak"), &[image("a.jpg")], "h")
+            .put(
+                &record("oak", "Oak"),
+                &[image("a.jpg")],
+                "h",
+                ExpectedVersion::Any,
+            )
             .unwrap();
         let image_key = stored.images[0].key;
         assert!(storage.delete("oak").unwrap().is_some());
@@ -483,24 +500,37 @@ mod tests {
             "deleted"
         );
         assert!(storage.delete("oak").unwrap().is_none());
-        let again = storage.put(&record("oak", "Oak"), &[], "h").unwrap();
+        let again = storage
+            .put(&record("oak", "Oak"), &[], "h", ExpectedVersion::Any)
+            .unwrap();
         assert_eq!(again.version, 3);
     }
 
     #[test]
     fn keyword_search_ranks_by_bm25() {
         let mut storage = SqliteStorage::in_memory().unwrap();
-        storage.put(&record("oak", "Oak planks"), &[], "h").unwrap();
+        storage
+            .put(&record("oak", "Oak planks"), &[], "h", ExpectedVersion::Any)
+            .unwrap();
         let marble = MaterialInput {
             material_type: "stone".into(),
             ..record("marble", "Carrara marble")
         };
-        storage.put(&marble, &[], "h").unwrap();
-        let hits = storage.keyword_search("marble!! (polished)", 10).unwrap();
+        storage
+            .put(&marble, &[], "h", ExpectedVersion::Any)
+            .unwrap();
+        let hits = storage
+            .keyword_search("marble!! (polished)", &MaterialFilter::default(), 10)
+            .unwrap();
         assert_eq!(hits.len(), 1);
         let found = storage.get_by_key(hits[0].0).unwrap().unwrap();
         assert_eq!(found.id, "marble");
-        assert!(storage.keyword_search("  ", 10).unwrap().is_empty());
+        assert!(
+            storage
+                .keyword_search("  ", &MaterialFilter::default(), 10)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -508,7 +538,12 @@ mod tests {
         let mut storage = SqliteStorage::in_memory().unwrap();
         for i in 0..5 {
             storage
-                .put(&record(&format!("m{i}"), "Oak"), &[], "h")
+                .put(
+                    &record(&format!("m{i}"), "Oak"),
+                    &[],
+                    "h",
+                    ExpectedVersion::Any,
+                )
                 .unwrap();
         }
         let filter = MaterialFilter {
@@ -534,7 +569,7 @@ mod tests {
         let path = dir.path().join("kai.db");
         SqliteStorage::open(&path)
             .unwrap()
-            .put(&record("oak", "Oak"), &[], "h")
+            .put(&record("oak", "Oak"), &[], "h", ExpectedVersion::Any)
             .unwrap();
         let reopened = SqliteStorage::open(&path).unwrap();
         assert_eq!(reopened.count().unwrap(), 1);

@@ -58,6 +58,42 @@ pub struct MaterialVersion {
     pub record: serde_json::Value,
 }
 
+/// The version a write expects to replace, so a write prepared from a record that another
+/// writer changed in the meantime fails instead of overwriting that change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Write whatever is stored (create or replace).
+    #[default]
+    Any,
+    /// The material must not exist yet.
+    Absent,
+    /// The stored material must be at this version.
+    Exactly(u32),
+}
+
+impl ExpectedVersion {
+    /// Checks the stored version (`None` when the material is absent) against the
+    /// expectation.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`crate::Error::Conflict`] naming `id`, both versions and what to do.
+    pub fn check(self, id: &str, stored: Option<u32>) -> Result<()> {
+        let stored_text = stored.map_or_else(|| "absent".to_owned(), |v| format!("at version {v}"));
+        let expected_text = match self {
+            Self::Any => return Ok(()),
+            Self::Absent if stored.is_none() => return Ok(()),
+            Self::Exactly(v) if stored == Some(v) => return Ok(()),
+            Self::Absent => "absent".to_owned(),
+            Self::Exactly(v) => format!("at version {v}"),
+        };
+        Err(crate::Error::Conflict(format!(
+            "material `{id}` is {stored_text}, but the write expected it {expected_text}; \
+             another writer changed it, so read it again and retry"
+        )))
+    }
+}
+
 /// The storage backend of the catalog's records.
 pub trait CatalogStorage: Send {
     /// Returns the material with `id`.
@@ -69,16 +105,46 @@ pub trait CatalogStorage: Send {
     /// Returns the material that owns the image whose key is `image_key`.
     fn get_by_image_key(&self, image_key: u64) -> Result<Option<Material>>;
 
+    /// Returns the key of the material that owns each image of `image_keys`, in the
+    /// order given; images that no longer exist are left out.
+    fn image_owners(&self, image_keys: &[u64]) -> Result<Vec<(u64, u64)>> {
+        let mut owners = Vec::with_capacity(image_keys.len());
+        for key in image_keys {
+            if let Some(material) = self.get_by_image_key(*key)? {
+                owners.push((*key, material.key));
+            }
+        }
+        Ok(owners)
+    }
+
+    /// Returns the ids of the materials whose keys are `keys`, as `(key, id)` pairs in
+    /// the order of `keys`; unknown keys are left out.
+    fn material_ids(&self, keys: &[u64]) -> Result<Vec<(u64, String)>> {
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(material) = self.get_by_key(*key)? {
+                ids.push((*key, material.id));
+            }
+        }
+        Ok(ids)
+    }
+
     /// Returns the content hash recorded for `id`, to skip unchanged records on import.
     fn content_hash(&self, id: &str) -> Result<Option<String>>;
 
     /// Creates or replaces a material and its images in one transaction, and records the
     /// new version in the history.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`crate::Error::Conflict`] when the stored version does not match
+    /// `expected`, and [`crate::Error::Storage`] when the database fails.
     fn put(
         &mut self,
         record: &MaterialInput,
         images: &[NewImage],
         content_hash: &str,
+        expected: ExpectedVersion,
     ) -> Result<Material>;
 
     /// Deletes a material and its images, records the deletion, and returns what was
@@ -97,9 +163,18 @@ pub trait CatalogStorage: Send {
     /// Returns every version of `id`, oldest first, including deletions.
     fn history(&self, id: &str) -> Result<Vec<MaterialVersion>>;
 
-    /// Ranks materials by BM25 keyword relevance to `query`; returns material keys with
-    /// scores, higher is better.
-    fn keyword_search(&self, query: &str, limit: usize) -> Result<Vec<(u64, f32)>>;
+    /// Returns every id that has a history, deleted materials included, in id order.
+    fn history_ids(&self) -> Result<Vec<String>>;
+
+    /// Ranks the materials that pass `filter` by keyword relevance to `query`, matching
+    /// any of its words, and returns material keys with scores, higher is better. The
+    /// filter is applied in the database, so a selective filter still fills `limit`.
+    fn keyword_search(
+        &self,
+        query: &str,
+        filter: &MaterialFilter,
+        limit: usize,
+    ) -> Result<Vec<(u64, f32)>>;
 
     /// Returns every stored material, for re-embedding.
     fn all(&self) -> Result<Vec<Material>> {

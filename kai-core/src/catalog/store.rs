@@ -1,29 +1,33 @@
-//! The store folder: the database, one vector index per vector space, and image copies.
+//! The store. Its folder contains image copies, the calibration and trained heads. The
+//! records are in SQLite in the folder or in PostgreSQL, and the two vector spaces are in
+//! index files in the folder or in pgvector tables next to the records.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
+use super::backend::Backend;
+use super::files::{empty_space, load_spaces};
 use super::images::{ImageFolder, LoadedImage, load_image};
+use super::postgres::{PgCatalogStorage, PgVectorSpace};
 use super::record::{Material, MaterialInput};
-use super::source::{RecordError, read_catalog};
+use super::source::{CatalogSource, RecordError, read_catalog};
+use super::space::{SpaceKind, VectorSpace, unit_vector};
 use super::sqlite::SqliteStorage;
-use super::storage::{CatalogStorage, MaterialFilter, MaterialVersion, NewImage};
+use super::storage::{CatalogStorage, ExpectedVersion, MaterialFilter, MaterialVersion};
+use super::write::MaterialWrite;
 use crate::Device;
+use crate::db::{DatabaseUrl, PgPool, StorageConfig};
 use crate::embed::{ImageEmbedder, TextEmbedder};
 use crate::error::{Error, Result};
 use crate::image::{ImageLimits, RgbImage};
-use crate::index::{Filter, IndexConfig, Metadata, Metric, VectorIndex};
+use crate::index::{Filter, Metadata};
 use crate::models::{DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, ModelStore, to_hex};
 use crate::recognize::calibration::Calibration;
 
-/// The vector space of catalog images, keyed by image key.
-const IMAGE_SPACE: &str = "images";
-/// The vector space of material texts, keyed by material key.
-const TEXT_SPACE: &str = "texts";
 /// Records embedded per batch during an import.
-const IMPORT_BATCH: usize = 16;
+pub(crate) const IMPORT_BATCH: usize = 16;
 
 /// Location and models of a store.
 #[derive(Debug, Clone)]
@@ -40,6 +44,9 @@ pub struct StoreOptions {
     pub text_model: String,
     /// Limits applied to every imported or queried image.
     pub limits: ImageLimits,
+    /// The PostgreSQL database of the records and vectors; `None` keeps them in the
+    /// store folder (SQLite and index files).
+    pub database: Option<DatabaseUrl>,
 }
 
 impl StoreOptions {
@@ -52,7 +59,27 @@ impl StoreOptions {
             image_model: DEFAULT_IMAGE_MODEL.to_owned(),
             text_model: DEFAULT_TEXT_MODEL.to_owned(),
             limits: ImageLimits::default(),
+            database: None,
         }
+    }
+
+    /// Keeps the records and vectors in the PostgreSQL database at `url`.
+    #[must_use]
+    pub fn with_database(mut self, url: DatabaseUrl) -> Self {
+        self.database = Some(url);
+        self
+    }
+
+    /// Sets [`StoreOptions::database`] from `KAI_DATABASE_URL`, as
+    /// [`StorageConfig::from_env`] reads it; unset leaves the store embedded.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`Error::InvalidInput`] naming the variable when a storage variable is
+    /// malformed or contradicts another.
+    pub fn with_env_database(mut self) -> Result<Self> {
+        self.database = StorageConfig::from_env()?.catalog;
+        Ok(self)
     }
 
     /// Returns the store folder of `--store`, else `KAI_DATA_DIR`, else `./kai-data`.
@@ -91,13 +118,18 @@ pub struct Progress {
     pub total: usize,
 }
 
-/// A material catalog with its vector spaces, in one store folder.
+/// A material catalog with its vector spaces.
+///
+/// The store folder contains imported images (`images/`), the recognition calibration
+/// (`calibration.json`) and trained heads (`heads/`) on both backends. Records and
+/// vectors live in the folder too (`kai.db`, `index/*.kvi`), unless
+/// [`StoreOptions::database`] moves them to PostgreSQL.
 pub struct Catalog {
-    options: StoreOptions,
-    storage: Box<dyn CatalogStorage>,
-    images: ImageFolder,
-    image_index: VectorIndex,
-    text_index: VectorIndex,
+    pub(crate) options: StoreOptions,
+    pub(crate) backend: Backend,
+    pub(crate) images: ImageFolder,
+    pub(crate) image_space: VectorSpace,
+    pub(crate) text_space: VectorSpace,
     image_embedder: OnceLock<ImageEmbedder>,
     text_embedder: OnceLock<TextEmbedder>,
 }
@@ -106,14 +138,16 @@ impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Catalog")
             .field("root", &self.options.root)
-            .field("images", &self.image_index.len())
-            .field("texts", &self.text_index.len())
+            .field("database", &self.options.database)
+            .field("images", &self.image_space)
+            .field("texts", &self.text_space)
             .finish()
     }
 }
 
 impl Catalog {
-    /// Opens the store at `options.root` with SQLite, creating it when absent.
+    /// Opens the store at `options.root`, creating it when absent, with its records in
+    /// PostgreSQL when [`StoreOptions::database`] is set and in SQLite otherwise.
     ///
     /// # Errors
     ///
@@ -123,8 +157,42 @@ impl Catalog {
     pub fn open(options: StoreOptions) -> Result<Self> {
         std::fs::create_dir_all(&options.root)
             .map_err(|err| Error::io("cannot create", &options.root, err))?;
+        if let Some(url) = &options.database {
+            let pool = PgPool::open(url)?;
+            return Self::with_pool(options, pool);
+        }
         let storage = SqliteStorage::open(&options.root.join("kai.db"))?;
         Self::with_storage(options, Box::new(storage))
+    }
+
+    /// Opens the store with its records and vectors in the PostgreSQL database behind
+    /// `pool`, so several catalogs (or the registry) can share one pool.
+    ///
+    /// # Errors
+    ///
+    /// As [`Catalog::open`].
+    pub fn with_pool(mut options: StoreOptions, pool: PgPool) -> Result<Self> {
+        options.database = Some(pool.url().clone());
+        Self::postgres(options, pool, true)
+    }
+
+    fn postgres(options: StoreOptions, pool: PgPool, check_models: bool) -> Result<Self> {
+        let images = ImageFolder::open(options.root.join("images"))?;
+        let space = |kind: SpaceKind, model: &str| -> Result<VectorSpace> {
+            let handle = PgVectorSpace::open(&pool, kind, check_models.then_some(model))?;
+            Ok(VectorSpace::postgres(kind, model, handle))
+        };
+        let image_space = space(SpaceKind::Images, &options.image_model)?;
+        let text_space = space(SpaceKind::Texts, &options.text_model)?;
+        Ok(Self {
+            backend: Backend::Postgres(PgCatalogStorage::new(pool)),
+            options,
+            images,
+            image_space,
+            text_space,
+            image_embedder: OnceLock::new(),
+            text_embedder: OnceLock::new(),
+        })
     }
 
     /// Opens the store without loading its vector spaces, which [`Catalog::reindex`] then
@@ -136,35 +204,45 @@ impl Catalog {
     pub fn open_for_reindex(options: StoreOptions) -> Result<Self> {
         std::fs::create_dir_all(&options.root)
             .map_err(|err| Error::io("cannot create", &options.root, err))?;
+        if let Some(url) = &options.database {
+            let pool = PgPool::open(url)?;
+            return Self::postgres(options, pool, false);
+        }
         let storage = Box::new(SqliteStorage::open(&options.root.join("kai.db"))?);
         let images = ImageFolder::open(options.root.join("images"))?;
-        let image_index = new_space(1, &options.image_model)?;
-        let text_index = new_space(1, &options.text_model)?;
+        let image_space = empty_space(SpaceKind::Images, &options.image_model)?;
+        let text_space = empty_space(SpaceKind::Texts, &options.text_model)?;
         Ok(Self {
             options,
-            storage,
+            backend: Backend::Embedded(storage),
             images,
-            image_index,
-            text_index,
+            image_space,
+            text_space,
             image_embedder: OnceLock::new(),
             text_embedder: OnceLock::new(),
         })
     }
 
-    /// Opens the store with another storage backend.
+    /// Opens the store with another storage backend for the records; the vector spaces
+    /// are index files in the store folder.
     ///
     /// # Errors
     ///
     /// As [`Catalog::open`].
     pub fn with_storage(options: StoreOptions, storage: Box<dyn CatalogStorage>) -> Result<Self> {
         let images = ImageFolder::open(options.root.join("images"))?;
-        let (image_index, text_index) = load_spaces(&options, storage.as_ref())?;
+        let (image_space, text_space) = load_spaces(
+            &options.root,
+            &options.image_model,
+            &options.text_model,
+            storage.as_ref(),
+        )?;
         Ok(Self {
             options,
-            storage,
+            backend: Backend::Embedded(storage),
             images,
-            image_index,
-            text_index,
+            image_space,
+            text_space,
             image_embedder: OnceLock::new(),
             text_embedder: OnceLock::new(),
         })
@@ -175,14 +253,9 @@ impl Catalog {
         &self.options.root
     }
 
-    /// Takes the store's write lock and reloads the vector spaces, which another process
-    /// may have rewritten since this catalog was opened.
-    fn begin_write(&mut self) -> Result<WriteLock> {
-        let lock = WriteLock::acquire(&self.options.root)?;
-        let (image_index, text_index) = load_spaces(&self.options, self.storage.as_ref())?;
-        self.image_index = image_index;
-        self.text_index = text_index;
-        Ok(lock)
+    /// Returns the PostgreSQL database of the records, or `None` for an embedded store.
+    pub fn database(&self) -> Option<&DatabaseUrl> {
+        self.options.database.as_ref()
     }
 
     /// Returns the image embedder, loading it on first use.
@@ -201,19 +274,19 @@ impl Catalog {
         })
     }
 
-    /// Returns the vector index of catalog images.
-    pub fn image_index(&self) -> &VectorIndex {
-        &self.image_index
+    /// Returns the vector space of catalog images, keyed by image key.
+    pub fn image_index(&self) -> &VectorSpace {
+        &self.image_space
     }
 
-    /// Returns the vector index of material texts.
-    pub fn text_index(&self) -> &VectorIndex {
-        &self.text_index
+    /// Returns the vector space of material texts, keyed by material key.
+    pub fn text_index(&self) -> &VectorSpace {
+        &self.text_space
     }
 
-    /// Returns the storage backend.
+    /// Returns the storage backend of the records.
     pub fn storage(&self) -> &dyn CatalogStorage {
-        self.storage.as_ref()
+        self.backend.storage()
     }
 
     /// Returns the limits applied to images.
@@ -223,7 +296,7 @@ impl Catalog {
 
     /// Returns the material with `id`.
     pub fn get(&self, id: &str) -> Result<Option<Material>> {
-        self.storage.get(id)
+        self.storage().get(id)
     }
 
     /// Lists materials.
@@ -233,12 +306,12 @@ impl Catalog {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<Material>> {
-        self.storage.list(filter, offset, limit)
+        self.storage().list(filter, offset, limit)
     }
 
     /// Returns every version of a material, oldest first.
     pub fn history(&self, id: &str) -> Result<Vec<MaterialVersion>> {
-        self.storage.history(id)
+        self.storage().history(id)
     }
 
     /// Returns the absolute path of a stored image.
@@ -263,7 +336,22 @@ impl Catalog {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<ImportReport> {
         let source = read_catalog(folder)?;
-        let _lock = self.begin_write()?;
+        let mut report =
+            self.with_write(|catalog| catalog.import_records(folder, source, progress))?;
+        let changed = !report.created.is_empty() || !report.updated.is_empty();
+        if changed && self.material_types()?.len() >= 2 {
+            report.calibration = Some(self.calibrate()?);
+        }
+        Ok(report)
+    }
+
+    /// Stores the changed records of `source`, in batches of [`IMPORT_BATCH`].
+    fn import_records(
+        &mut self,
+        folder: &Path,
+        source: CatalogSource,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ImportReport> {
         let mut report = ImportReport {
             failed: source.errors,
             ..Default::default()
@@ -280,19 +368,18 @@ impl Catalog {
                 }),
             }
             if pending.len() == IMPORT_BATCH {
-                self.store_batch(std::mem::take(&mut pending), &mut report)?;
+                self.store_batch(
+                    std::mem::take(&mut pending),
+                    ExpectedVersion::Any,
+                    &mut report,
+                )?;
             }
             progress(Progress {
                 done: done + 1,
                 total,
             });
         }
-        self.store_batch(pending, &mut report)?;
-        self.save_indexes()?;
-        let changed = !report.created.is_empty() || !report.updated.is_empty();
-        if changed && self.material_types()?.len() >= 2 {
-            report.calibration = Some(self.calibrate()?);
-        }
+        self.store_batch(pending, ExpectedVersion::Any, &mut report)?;
         Ok(report)
     }
 
@@ -308,16 +395,18 @@ impl Catalog {
             .iter()
             .map(|relative| load_image(&folder.join(relative), &self.options.limits))
             .collect::<Result<Vec<_>>>()?;
-        let hash = content_hash(&record, &images);
-        if self.storage.content_hash(&record.id)?.as_deref() == Some(hash.as_str()) {
+        let hash = content_hash(&record, &images, &[]);
+        if self.storage().content_hash(&record.id)?.as_deref() == Some(hash.as_str()) {
             return Ok(None);
         }
         Ok(Some((record, images, hash)))
     }
 
+    /// Embeds a batch of records and stores each in its own transaction.
     fn store_batch(
         &mut self,
         batch: Vec<(MaterialInput, Vec<LoadedImage>, String)>,
+        expected: ExpectedVersion,
         report: &mut ImportReport,
     ) -> Result<()> {
         if batch.is_empty() {
@@ -332,40 +421,32 @@ impl Catalog {
         } else {
             Some(self.image_embedder()?.embed(&pixels)?)
         };
-        let mut next_vector = 0;
-        for (record, images, hash) in batch {
+        let texts: Vec<String> = batch.iter().map(|(r, _, _)| r.embedding_text()).collect();
+        let text_vectors = self.text_embedder()?.embed(&texts)?;
+        let mut next_image = 0;
+        for ((record, images, hash), text_vector) in batch.into_iter().zip(text_vectors.iter()) {
             let mut stored = Vec::with_capacity(images.len());
+            let mut vectors = Vec::with_capacity(images.len());
             for image in &images {
-                stored.push(NewImage {
-                    path: self.images.store(image)?,
-                    sha256: image.sha256.clone(),
-                    width: image.pixels.width(),
-                    height: image.pixels.height(),
-                });
-            }
-            let previous = self.storage.get(&record.id)?;
-            let material = self.storage.put(&record, &stored, &hash)?;
-            if let Some(previous) = &previous {
-                for image in &previous.images {
-                    self.image_index.remove(image.key);
-                }
-            }
-            let metadata = metadata_of(&material);
-            for image in &material.images {
-                let vectors = image_vectors
+                stored.push(self.images.store_new(image)?);
+                let vector = image_vectors
                     .as_ref()
-                    .ok_or_else(|| Error::Internal("image vectors missing".into()))?;
-                let vector = vectors
-                    .get(next_vector)
+                    .and_then(|vectors| vectors.get(next_image))
                     .ok_or_else(|| Error::Internal("image vector missing".into()))?;
-                next_vector += 1;
-                self.image_index
-                    .upsert(image.key, vector, metadata.clone())?;
+                next_image += 1;
+                vectors.push(unit_vector("image embedding", vector, None)?);
             }
-            let text = self.text_embedder()?.embed(&[material.embedding_text()])?;
-            self.text_index
-                .upsert(material.key, text.as_slice(), metadata)?;
-            if previous.is_some() {
+            let existed = self.storage().content_hash(&record.id)?.is_some();
+            let write = MaterialWrite {
+                text_vector: unit_vector("text embedding", text_vector, None)?,
+                image_vectors: vectors,
+                images: stored,
+                content_hash: hash,
+                expected,
+                record,
+            };
+            let material = self.write_materials(vec![write])?.remove(0);
+            if existed {
                 report.updated.push(material.id);
             } else {
                 report.created.push(material.id);
@@ -377,13 +458,20 @@ impl Catalog {
     /// Replaces a stored material's fields (its images stay unless `record.images` names
     /// new ones, relative to `image_folder`).
     ///
+    /// The write expects the version read at the start, so when another writer changes
+    /// the material meanwhile, this update fails instead of overwriting that change.
+    ///
     /// # Errors
     ///
-    /// Returns [`Error::NotFound`] for an unknown id and the validation errors of
-    /// [`MaterialInput::normalized`].
+    /// Returns [`Error::NotFound`] for an unknown id, the validation errors of
+    /// [`MaterialInput::normalized`], and [`Error::Conflict`] when the material changed
+    /// during the update.
     pub fn update(&mut self, record: &MaterialInput, image_folder: &Path) -> Result<Material> {
-        let _lock = self.begin_write()?;
-        let Some(current) = self.storage.get(record.id.trim())? else {
+        self.with_write(|catalog| catalog.update_record(record, image_folder))
+    }
+
+    fn update_record(&mut self, record: &MaterialInput, image_folder: &Path) -> Result<Material> {
+        let Some(current) = self.storage().get(record.id.trim())? else {
             return Err(Error::NotFound {
                 what: "material",
                 name: record.id.clone(),
@@ -407,11 +495,11 @@ impl Catalog {
         if record.images.is_empty() {
             record.images = current.images.iter().map(|i| i.path.clone()).collect();
         }
-        let hash = content_hash(&record, &images);
+        let hash = content_hash(&record, &images, &[]);
         let mut report = ImportReport::default();
-        self.store_batch(vec![(record.clone(), images, hash)], &mut report)?;
-        self.save_indexes()?;
-        self.storage.get(&record.id)?.ok_or_else(|| {
+        let expected = ExpectedVersion::Exactly(current.version);
+        self.store_batch(vec![(record.clone(), images, hash)], expected, &mut report)?;
+        self.storage().get(&record.id)?.ok_or_else(|| {
             Error::Storage(format!("material {} vanished after the update", record.id))
         })
     }
@@ -422,73 +510,7 @@ impl Catalog {
     ///
     /// Returns [`Error::Storage`] when the store cannot be written.
     pub fn delete(&mut self, id: &str) -> Result<bool> {
-        let _lock = self.begin_write()?;
-        let Some(material) = self.storage.delete(id)? else {
-            return Ok(false);
-        };
-        for image in &material.images {
-            self.image_index.remove(image.key);
-        }
-        self.text_index.remove(material.key);
-        self.save_indexes()?;
-        Ok(true)
-    }
-
-    /// Re-embeds every material with the configured models and rewrites both vector
-    /// spaces, for example after changing the image or text model.
-    ///
-    /// # Errors
-    ///
-    /// Returns model and storage errors.
-    pub fn reindex(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<usize> {
-        let _lock = WriteLock::acquire(&self.options.root)?;
-        let materials = self.storage.all()?;
-        let image_dimension = self.image_embedder()?.dimension();
-        let text_dimension = self.text_embedder()?.dimension();
-        let mut image_index = new_space(image_dimension, &self.options.image_model)?;
-        let mut text_index = new_space(text_dimension, &self.options.text_model)?;
-        let total = materials.len();
-        for (done, chunk) in materials.chunks(IMPORT_BATCH).enumerate() {
-            let mut keys = Vec::new();
-            let mut pixels = Vec::new();
-            for material in chunk {
-                for image in &material.images {
-                    pixels.push(
-                        load_image(&self.images.path(&image.path), &self.options.limits)?.pixels,
-                    );
-                    keys.push((image.key, metadata_of(material)));
-                }
-            }
-            if !pixels.is_empty() {
-                let vectors = self.image_embedder()?.embed(&pixels)?;
-                for ((key, metadata), vector) in keys.into_iter().zip(vectors.iter()) {
-                    image_index.upsert(key, vector, metadata)?;
-                }
-            }
-            let texts: Vec<String> = chunk.iter().map(Material::embedding_text).collect();
-            let vectors = self.text_embedder()?.embed(&texts)?;
-            for (material, vector) in chunk.iter().zip(vectors.iter()) {
-                text_index.upsert(material.key, vector, metadata_of(material))?;
-            }
-            progress(Progress {
-                done: (done * IMPORT_BATCH + chunk.len()).min(total),
-                total,
-            });
-        }
-        self.image_index = image_index;
-        self.text_index = text_index;
-        self.save_indexes()?;
-        if self.material_types()?.len() >= 2 {
-            self.calibrate()?;
-        }
-        Ok(total)
-    }
-
-    fn save_indexes(&self) -> Result<()> {
-        self.image_index
-            .save(space_path(&self.options.root, IMAGE_SPACE))?;
-        self.text_index
-            .save(space_path(&self.options.root, TEXT_SPACE))
+        self.with_write(|catalog| catalog.delete_material(id))
     }
 }
 
@@ -499,58 +521,6 @@ fn loaded<T>(cell: &OnceLock<T>, load: impl FnOnce() -> Result<T>) -> Result<&T>
     }
     let value = load()?;
     Ok(cell.get_or_init(|| value))
-}
-
-/// Loads both vector spaces and checks them against the database.
-fn load_spaces(
-    options: &StoreOptions,
-    storage: &dyn CatalogStorage,
-) -> Result<(VectorIndex, VectorIndex)> {
-    let image_index = open_space(&options.root, IMAGE_SPACE, &options.image_model)?;
-    let text_index = open_space(&options.root, TEXT_SPACE, &options.text_model)?;
-    // The database commits each record before the index files are rewritten, so a
-    // process killed in between leaves vectors missing. The error names the repair.
-    let counts = [
-        (IMAGE_SPACE, image_index.len(), storage.image_count()?),
-        (TEXT_SPACE, text_index.len(), storage.count()?),
-    ];
-    for (space, vectors, records) in counts {
-        if vectors != records {
-            return Err(Error::Storage(format!(
-                "vector space `{space}` of {} has {vectors} vectors for {records} stored \
-                 records (an import was interrupted?); run `kai reindex`",
-                options.root.display()
-            )));
-        }
-    }
-    Ok((image_index, text_index))
-}
-
-/// An exclusive hold on a store's `write.lock`, released when dropped or when the process
-/// ends, so two writers never interleave their database and index updates.
-#[derive(Debug)]
-struct WriteLock {
-    _file: std::fs::File,
-}
-
-impl WriteLock {
-    fn acquire(root: &Path) -> Result<Self> {
-        let path = root.join("write.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|err| Error::io("cannot open", &path, err))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Conflict(format!(
-                "another kai process is writing to the store {}; retry when it has finished",
-                root.display()
-            ))),
-            Err(std::fs::TryLockError::Error(err)) => Err(Error::io("cannot lock", &path, err)),
-        }
-    }
 }
 
 /// Returns the metadata the vector indexes filter on.
@@ -574,56 +544,25 @@ pub(crate) fn index_filter(filter: &MaterialFilter) -> Option<Filter> {
     })
 }
 
-fn space_path(root: &Path, space: &str) -> PathBuf {
-    root.join("index").join(format!("{space}.kvi"))
-}
-
-fn new_space(dimension: usize, model: &str) -> Result<VectorIndex> {
-    VectorIndex::new(dimension, Metric::Cosine, IndexConfig::default())?.with_model(model)
-}
-
-/// Loads a vector space, or returns `None`-like empty space sized on first insert.
-fn open_space(root: &Path, space: &str, model: &str) -> Result<VectorIndex> {
-    let path = space_path(root, space);
-    if let Some(folder) = path.parent() {
-        std::fs::create_dir_all(folder).map_err(|err| Error::io("cannot create", folder, err))?;
-    }
-    if !path.is_file() {
-        let dimension = crate::models::Manifest::find(model).map_or(0, |m| m.dimension);
-        if dimension == 0 {
-            return Err(Error::invalid(
-                "model",
-                format!("`{model}` has no built-in manifest to size the {space} space"),
-            ));
-        }
-        return new_space(dimension, model);
-    }
-    let index = VectorIndex::load(&path).map_err(|err| {
-        Error::Storage(format!(
-            "{err}; run `kai reindex` to rebuild the `{space}` space"
-        ))
-    })?;
-    if index.model() != model {
-        return Err(Error::invalid(
-            format!("vector space `{space}`"),
-            format!(
-                "{} was built with model `{}`, not `{model}`; run `kai reindex` to re-embed the catalog with `{model}`",
-                path.display(),
-                index.model()
-            ),
-        ));
-    }
-    Ok(index)
-}
-
-/// Hashes a record's fields and its images' bytes, so re-imports skip unchanged records.
-fn content_hash(record: &MaterialInput, images: &[LoadedImage]) -> String {
+/// Hashes a record's fields, its images' bytes and any caller-supplied vectors, so
+/// re-imports skip unchanged records and a model-embedded import replaces records that
+/// came with their own vectors.
+pub(crate) fn content_hash(
+    record: &MaterialInput,
+    images: &[LoadedImage],
+    vectors: &[&[f32]],
+) -> String {
     let mut hasher = Sha256::new();
     let mut fields = record.clone();
     fields.images.clear();
     hasher.update(serde_json::to_vec(&fields).unwrap_or_default());
     for image in images {
         hasher.update(image.sha256.as_bytes());
+    }
+    for vector in vectors {
+        for component in *vector {
+            hasher.update(component.to_le_bytes());
+        }
     }
     to_hex(&hasher.finalize())
 }

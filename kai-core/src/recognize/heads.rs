@@ -163,8 +163,8 @@ impl Catalog {
             let heldout = held_out(labelled);
             labelled += 1;
             for image in &material.images {
-                if let Some(stored) = self.image_index().get(image.key) {
-                    examples.push((stored.vector.to_vec(), label.clone(), heldout));
+                if let Some(vector) = self.image_index().get(image.key)? {
+                    examples.push((vector, label.clone(), heldout));
                 }
             }
         }

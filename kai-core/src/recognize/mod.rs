@@ -168,7 +168,7 @@ impl Catalog {
                 ),
             ));
         }
-        if self.image_index().is_empty() {
+        if self.image_index().is_empty()? {
             return Err(Error::NotFound {
                 what: "catalog image",
                 name: self.root().display().to_string(),
@@ -198,13 +198,9 @@ impl Catalog {
         {
             let query = self.text_embedder()?.embed(&[hint])?;
             for (material, score) in &mut best {
-                if let Some(text) = self.text_index().get(material.key) {
-                    let similarity: f32 = text
-                        .vector
-                        .iter()
-                        .zip(query.as_slice())
-                        .map(|(a, b)| a * b)
-                        .sum();
+                if let Some(text) = self.text_index().get(material.key)? {
+                    let similarity: f32 =
+                        text.iter().zip(query.as_slice()).map(|(a, b)| a * b).sum();
                     *score =
                         (1.0 - options.hint_weight) * *score + options.hint_weight * similarity;
                 }
@@ -303,10 +299,9 @@ impl Catalog {
         let mut samples = Vec::new();
         for material in self.storage().all()? {
             for image in &material.images {
-                let Some(stored) = self.image_index().get(image.key) else {
+                let Some(vector) = self.image_index().get(image.key)? else {
                     continue;
                 };
-                let vector = stored.vector.to_vec();
                 let hits =
                     self.image_index()
                         .search(&vector, NEIGHBOURS + material.images.len(), None)?;

@@ -1,14 +1,102 @@
 //! The catalog on a real store folder: import, incremental re-import, bad records,
-//! search, recognition, updates, deletes and model changes.
+//! search, recognition, updates, deletes and model changes. Each test runs twice: on an
+//! embedded store (SQLite and index files) and on PostgreSQL with pgvector.
 
 use std::path::{Path, PathBuf};
 
-use kai_core::catalog::{Catalog, MaterialFilter, MaterialInput, SearchQuery, StoreOptions};
+use kai_core::catalog::{
+    Catalog, EmbeddedMaterial, ExpectedVersion, MaterialFilter, MaterialInput, SearchQuery,
+    StoreOptions,
+};
 use kai_core::image::{ImageLimits, open};
 use kai_core::models::{Manifest, ModelState, verify};
 use kai_core::recognize::RecognizeOptions;
 use kai_core::{Device, ErrorKind, ModelStore};
 use serde_json::json;
+
+use crate::common::{self, TestDatabase};
+
+/// Where a test keeps the catalog's records and vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite and index files in the store folder.
+    Sqlite,
+    /// The PostgreSQL test server, in a fresh database.
+    Postgres,
+}
+
+/// One test's environment: the model store, and on PostgreSQL a fresh database.
+pub struct Env {
+    pub models: ModelStore,
+    pub database: Option<TestDatabase>,
+}
+
+impl Env {
+    /// Returns the environment when the models are fetched and, on PostgreSQL, the test
+    /// server is running; otherwise prints why the calling test is skipped.
+    pub fn new(backend: Backend) -> Option<Self> {
+        let models = models()?;
+        Self::with_models(backend, models)
+    }
+
+    /// Returns the environment for tests that load no model.
+    pub fn without_models(backend: Backend) -> Option<Self> {
+        Self::with_models(backend, ModelStore::from_env())
+    }
+
+    fn with_models(backend: Backend, models: ModelStore) -> Option<Self> {
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(common::postgres()?),
+        };
+        Some(Self { models, database })
+    }
+
+    /// Returns the options of the store at `root` on this backend.
+    pub fn options(&self, root: &Path) -> StoreOptions {
+        let options = StoreOptions::new(root, self.models.clone(), Device::Cpu);
+        match &self.database {
+            Some(database) => options.with_database(database.url.clone()),
+            None => options,
+        }
+    }
+
+    pub fn open(&self, root: &Path) -> Catalog {
+        Catalog::open(self.options(root)).unwrap()
+    }
+}
+
+/// Runs each listed test body, a `fn(Backend)`, once per backend as
+/// `sqlite::NAME` and `postgres::NAME`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::catalog::Backend::Sqlite);
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::catalog::Backend::Postgres);
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    import_is_incremental,
+    bad_records_are_reported_and_the_rest_imported,
+    csv_import_matches_json,
+    search_and_recognition_find_the_right_material,
+    update_delete_and_history,
+    another_model_needs_reindex,
+    unreadable_database_is_a_storage_error,
+    sample_catalog_recognizes_query_photos,
+    second_writer_gets_a_conflict,
+);
 
 /// Returns the model store when both embedding models are fetched; otherwise prints why
 /// the calling test is skipped.
@@ -25,14 +113,12 @@ fn models() -> Option<ModelStore> {
 }
 
 fn photo(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/photos")
-        .join(name)
+    photos().join(name)
 }
 
 /// Writes a catalog folder with the test photos: a cat, a coffee cup, a rocket, a brick
 /// wall and a camera man.
-fn write_catalog(folder: &Path, records: &serde_json::Value) {
+pub fn write_catalog(folder: &Path, records: &serde_json::Value) {
     std::fs::create_dir_all(folder.join("images")).unwrap();
     for name in [
         "chelsea.jpg",
@@ -51,7 +137,7 @@ fn write_catalog(folder: &Path, records: &serde_json::Value) {
     .unwrap();
 }
 
-fn records() -> serde_json::Value {
+pub fn records() -> serde_json::Value {
     json!([
         {"id": "tabby-fur", "name": "Tabby fur", "materialType": "fabric", "collectionId": "soft",
          "tags": ["striped", "grey"], "description": "Soft striped grey fur fabric",
@@ -67,26 +153,26 @@ fn records() -> serde_json::Value {
     ])
 }
 
-fn open_store(root: &Path, models: &ModelStore) -> Catalog {
-    Catalog::open(StoreOptions::new(root, models.clone(), Device::Cpu)).unwrap()
+/// Returns the photo folder of the catalog tests.
+pub fn photos() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos")
 }
 
-#[test]
-fn import_is_incremental() {
-    let Some(models) = models() else { return };
+fn import_is_incremental(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("catalog");
     write_catalog(&folder, &records());
     let store = dir.path().join("store");
 
-    let mut catalog = open_store(&store, &models);
+    let mut catalog = env.open(&store);
     let mut calls = 0;
     let report = catalog.import(&folder, &mut |_| calls += 1).unwrap();
     assert_eq!(report.created.len(), 4, "{report:?}");
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(calls, 4);
-    assert_eq!(catalog.image_index().len(), 4);
-    assert_eq!(catalog.text_index().len(), 4);
+    assert_eq!(catalog.image_index().len().unwrap(), 4);
+    assert_eq!(catalog.text_index().len().unwrap(), 4);
     let calibration = report.calibration.unwrap();
     assert_eq!(calibration.samples, 4);
     assert!(store.join("calibration.json").is_file());
@@ -102,19 +188,18 @@ fn import_is_incremental() {
     changed[1]["description"] = json!("Glazed porcelain espresso cup");
     write_catalog(&folder, &changed);
     drop(catalog);
-    let mut catalog = open_store(&store, &models);
+    let mut catalog = env.open(&store);
     let report = catalog.import(&folder, &mut |_| {}).unwrap();
     assert_eq!(report.updated, ["espresso-ceramic"]);
     assert_eq!(report.unchanged.len(), 3);
     let history = catalog.history("espresso-ceramic").unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(catalog.get("espresso-ceramic").unwrap().unwrap().version, 2);
-    assert_eq!(catalog.image_index().len(), 4);
+    assert_eq!(catalog.image_index().len().unwrap(), 4);
 }
 
-#[test]
-fn bad_records_are_reported_and_the_rest_imported() {
-    let Some(models) = models() else { return };
+fn bad_records_are_reported_and_the_rest_imported(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("catalog");
     let mut bad = records();
@@ -131,7 +216,7 @@ fn bad_records_are_reported_and_the_rest_imported() {
     )
     .unwrap();
 
-    let mut catalog = open_store(&dir.path().join("store"), &models);
+    let mut catalog = env.open(&dir.path().join("store"));
     let report = catalog.import(&folder, &mut |_| {}).unwrap();
     assert_eq!(report.created.len(), 4);
     let failed: Vec<&str> = report.failed.iter().map(|f| f.record.as_str()).collect();
@@ -165,12 +250,11 @@ fn bad_records_are_reported_and_the_rest_imported() {
     assert!(message("red-brick").contains("duplicate id"));
     assert!(message("empty-type").contains("materialType"));
     assert_eq!(catalog.storage().count().unwrap(), 4);
-    assert_eq!(catalog.image_index().len(), 4);
+    assert_eq!(catalog.image_index().len().unwrap(), 4);
 }
 
-#[test]
-fn csv_import_matches_json() {
-    let Some(models) = models() else { return };
+fn csv_import_matches_json(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("catalog");
     write_catalog(&folder, &json!([]));
@@ -183,7 +267,7 @@ fn csv_import_matches_json() {
          espresso-ceramic,Espresso ceramic,ceramic,white,Glazed cup,images/coffee.jpg\n",
     )
     .unwrap();
-    let mut catalog = open_store(&dir.path().join("store"), &models);
+    let mut catalog = env.open(&dir.path().join("store"));
     let report = catalog.import(&folder, &mut |_| {}).unwrap();
     assert_eq!(report.created.len(), 2, "{report:?}");
     let brick = catalog.get("red-brick").unwrap().unwrap();
@@ -191,13 +275,12 @@ fn csv_import_matches_json() {
     assert_eq!(brick.tags, ["wall", "red"]);
 }
 
-#[test]
-fn search_and_recognition_find_the_right_material() {
-    let Some(models) = models() else { return };
+fn search_and_recognition_find_the_right_material(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("catalog");
     write_catalog(&folder, &records());
-    let mut catalog = open_store(&dir.path().join("store"), &models);
+    let mut catalog = env.open(&dir.path().join("store"));
     catalog.import(&folder, &mut |_| {}).unwrap();
 
     let query = SearchQuery {
@@ -206,7 +289,12 @@ fn search_and_recognition_find_the_right_material() {
         ..Default::default()
     };
     let hits = catalog.search(&query).unwrap();
-    assert_eq!(hits[0].id, "espresso-ceramic", "{hits:?}");
+    match backend {
+        Backend::Sqlite => assert_eq!(hits[0].id, "espresso-ceramic", "{hits:?}"),
+        // Full-text ranking differs between SQLite's BM25 and PostgreSQL's ts_rank_cd.
+        Backend::Postgres => assert!(hits.iter().any(|h| h.id == "espresso-ceramic"), "{hits:?}"),
+    }
+    assert_eq!(hits.len(), 3, "{hits:?}");
 
     let filtered = SearchQuery {
         text: Some("wall".into()),
@@ -263,13 +351,12 @@ fn search_and_recognition_find_the_right_material() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
 }
 
-#[test]
-fn update_delete_and_history() {
-    let Some(models) = models() else { return };
+fn update_delete_and_history(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("catalog");
     write_catalog(&folder, &records());
-    let mut catalog = open_store(&dir.path().join("store"), &models);
+    let mut catalog = env.open(&dir.path().join("store"));
     catalog.import(&folder, &mut |_| {}).unwrap();
 
     let mut record: MaterialInput = serde_json::from_value(records()[2].clone()).unwrap();
@@ -282,7 +369,7 @@ fn update_delete_and_history() {
     assert!(catalog.delete("launch-steel").unwrap());
     assert!(!catalog.delete("launch-steel").unwrap());
     assert!(catalog.get("launch-steel").unwrap().is_none());
-    assert_eq!(catalog.image_index().len(), 3);
+    assert_eq!(catalog.image_index().len().unwrap(), 3);
     let history = catalog.history("launch-steel").unwrap();
     let changes: Vec<&str> = history.iter().map(|v| v.change.as_str()).collect();
     assert_eq!(changes, ["created", "updated", "deleted"]);
@@ -292,43 +379,59 @@ fn update_delete_and_history() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
-#[test]
-fn another_model_needs_reindex() {
-    let Some(models) = models() else { return };
+fn another_model_needs_reindex(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("catalog");
     write_catalog(&folder, &records());
     let store = dir.path().join("store");
-    open_store(&store, &models)
-        .import(&folder, &mut |_| {})
-        .unwrap();
+    env.open(&store).import(&folder, &mut |_| {}).unwrap();
 
     // The texts space records all-MiniLM-L6-v2; configuring another model is rejected.
-    let mut options = StoreOptions::new(&store, models.clone(), Device::Cpu);
+    let mut options = env.options(&store);
     options.text_model = "efficientnet-lite0".into();
     let err = Catalog::open(options).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(err.to_string().contains("kai reindex"), "{err}");
 
     // Index files out of step with the database (an interrupted import) also need it.
-    std::fs::remove_file(store.join("index/texts.kvi")).unwrap();
-    let err = Catalog::open(StoreOptions::new(&store, models.clone(), Device::Cpu)).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Storage);
-    assert!(err.to_string().contains("kai reindex"), "{err}");
+    // PostgreSQL commits records and vectors together, so it has no such state.
+    if backend == Backend::Sqlite {
+        std::fs::remove_file(store.join("index/texts.kvi")).unwrap();
+        let err = Catalog::open(env.options(&store)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Storage);
+        assert!(err.to_string().contains("kai reindex"), "{err}");
+    }
 
-    let mut catalog =
-        Catalog::open_for_reindex(StoreOptions::new(&store, models.clone(), Device::Cpu)).unwrap();
+    let mut catalog = Catalog::open_for_reindex(env.options(&store)).unwrap();
     assert_eq!(catalog.reindex(&mut |_| {}).unwrap(), 4);
-    assert_eq!(catalog.image_index().len(), 4);
+    assert_eq!(catalog.image_index().len().unwrap(), 4);
+    assert_eq!(catalog.text_index().len().unwrap(), 4);
     drop(catalog);
-    assert!(Catalog::open(StoreOptions::new(&store, models, Device::Cpu)).is_ok());
+    let catalog = Catalog::open(env.options(&store)).unwrap();
+    let brick = open(&photo("brick.png"), &ImageLimits::default()).unwrap();
+    let result = catalog
+        .recognize(&brick, &RecognizeOptions::default())
+        .unwrap();
+    assert_eq!(result.materials[0].id, "red-brick", "{result:?}");
 }
 
-#[test]
-fn corrupt_database_is_a_storage_error() {
-    let Some(models) = models() else { return };
+fn unreadable_database_is_a_storage_error(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("kai.db"), vec![b'x'; 4096]).unwrap();
-    let err = Catalog::open(StoreOptions::new(dir.path(), models, Device::Cpu)).unwrap_err();
+    let options = match backend {
+        Backend::Sqlite => {
+            std::fs::write(dir.path().join("kai.db"), vec![b'x'; 4096]).unwrap();
+            env.options(dir.path())
+        }
+        // Nothing listens on port 1 of the loopback interface.
+        Backend::Postgres => {
+            let url =
+                kai_core::db::DatabaseUrl::parse("url", "postgres://kai@127.0.0.1:1/kai").unwrap();
+            env.options(dir.path()).with_database(url)
+        }
+    };
+    let err = Catalog::open(options).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
 }
 
@@ -343,11 +446,10 @@ fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
 
-#[test]
-fn sample_catalog_recognizes_query_photos() {
-    let Some(models) = models() else { return };
+fn sample_catalog_recognizes_query_photos(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
     let dir = tempfile::tempdir().unwrap();
-    let mut catalog = open_store(dir.path(), &models);
+    let mut catalog = env.open(dir.path());
     let report = catalog
         .import(&examples().join("catalog"), &mut |_| {})
         .unwrap();
@@ -433,23 +535,55 @@ fn sample_catalog_recognizes_query_photos() {
     );
 }
 
-#[test]
-fn second_writer_gets_a_conflict() {
-    let Some(models) = models() else { return };
+fn second_writer_gets_a_conflict(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("catalog");
     write_catalog(&folder, &records());
     let store = dir.path().join("store");
-    let mut catalog = open_store(&store, &models);
+    let mut catalog = env.open(&store);
     catalog.import(&folder, &mut |_| {}).unwrap();
 
-    // Another process holding the lock: a second open file description of write.lock.
-    let held = std::fs::File::open(store.join("write.lock")).unwrap();
-    held.lock().unwrap();
-    let err = catalog.delete("red-brick").unwrap_err();
+    if backend == Backend::Sqlite {
+        // Another process holding the lock: a second open file description of write.lock.
+        let held = std::fs::File::open(store.join("write.lock")).unwrap();
+        held.lock().unwrap();
+        let err = catalog.delete("red-brick").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+        assert!(err.to_string().contains("another kai process"), "{err}");
+        assert!(catalog.get("red-brick").unwrap().is_some());
+        held.unlock().unwrap();
+    }
+
+    // A write prepared from version 1 after another handle wrote version 2 is stale.
+    let mut other = env.open(&store);
+    let record: MaterialInput = serde_json::from_value(records()[2].clone()).unwrap();
+    let text = catalog
+        .text_index()
+        .get(catalog.get("launch-steel").unwrap().unwrap().key);
+    let text_vector = text.unwrap().unwrap();
+    let mut renamed = record.clone();
+    renamed.name = "Launch aluminium".into();
+    renamed.images.clear();
+    let updated = other.update(&renamed, &folder).unwrap();
+    assert_eq!(updated.version, 2);
+    let stale = EmbeddedMaterial {
+        record: MaterialInput {
+            images: Vec::new(),
+            ..record
+        },
+        text_vector,
+        image_vectors: Vec::new(),
+        expected: ExpectedVersion::Exactly(1),
+    };
+    let err = catalog
+        .put_embedded(std::slice::from_ref(&stale), &folder)
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-    assert!(err.to_string().contains("another kai process"), "{err}");
-    assert!(catalog.get("red-brick").unwrap().is_some());
-    held.unlock().unwrap();
+    assert!(err.to_string().contains("launch-steel"), "{err}");
+    let stored = catalog.get("launch-steel").unwrap().unwrap();
+    assert_eq!(stored.name, "Launch aluminium");
+    assert_eq!(stored.version, 2);
+    assert_eq!(catalog.history("launch-steel").unwrap().len(), 2);
     assert!(catalog.delete("red-brick").unwrap());
 }

@@ -65,3 +65,65 @@ pub fn photo(name: &str) -> std::path::PathBuf {
         .join("tests/fixtures/photos")
         .join(name)
 }
+
+/// A fresh PostgreSQL database for one test, dropped when the value is dropped.
+pub struct TestDatabase {
+    pub url: kai_core::db::DatabaseUrl,
+    server: String,
+    name: String,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.server, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// Returns a new empty database on the test server named by `KAI_TEST_DATABASE_URL`.
+///
+/// Without the variable the calling test is skipped with a message naming the command that
+/// starts the server, unless `KAI_REQUIRE_POSTGRES` is set (as `scripts/test` does), in
+/// which case the test fails.
+pub fn postgres() -> Option<TestDatabase> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let Some(server) = std::env::var("KAI_TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        assert!(
+            std::env::var_os("KAI_REQUIRE_POSTGRES").is_none(),
+            "KAI_REQUIRE_POSTGRES is set but KAI_TEST_DATABASE_URL is not"
+        );
+        eprintln!(
+            "skipped: no PostgreSQL test server; run `eval \"$(python3 scripts/postgres.py start)\"` \
+             to start one and set KAI_TEST_DATABASE_URL"
+        );
+        return None;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!(
+        "kai_test_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut client = postgres::Client::connect(&server, postgres::NoTls)
+        .unwrap_or_else(|err| panic!("cannot connect to KAI_TEST_DATABASE_URL: {err}"));
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let (base, _) = server
+        .rsplit_once('/')
+        .expect("KAI_TEST_DATABASE_URL ends in /DATABASE");
+    let url = kai_core::db::DatabaseUrl::parse("KAI_TEST_DATABASE_URL", &format!("{base}/{name}"))
+        .unwrap();
+    Some(TestDatabase { url, server, name })
+}

@@ -3,7 +3,10 @@
 #![allow(clippy::unwrap_used)] // Test helpers unwrap: a panic is the failure report.
 
 mod catalog;
+mod catalog_bulk;
+mod catalog_postgres;
 mod common;
+mod db;
 mod device;
 mod fetch;
 mod image_decode;
@@ -11,4 +14,5 @@ mod image_embedding;
 mod image_quality;
 mod index;
 mod model_folders;
+mod registry;
 mod text_embedding;

@@ -23,6 +23,13 @@ pub struct StoreArg {
     store: Option<PathBuf>,
 }
 
+impl StoreArg {
+    /// Returns the folder given with `--store`, if any.
+    pub(super) fn path(&self) -> Option<&Path> {
+        self.store.as_deref()
+    }
+}
+
 /// Arguments of `kai import`.
 #[derive(Debug, Args)]
 #[command(
@@ -169,27 +176,35 @@ pub struct ReindexArgs {
 }
 
 /// Opens the store for a command that only reads it. A missing store is an error rather
-/// than a new empty one, so a mistyped `--store` is noticed.
-fn open_existing(cli: &Cli, store: &StoreArg) -> Result<Catalog, Error> {
-    let root = StoreOptions::default_root(store.store.as_deref());
-    if !root.join("kai.db").is_file() {
+/// than a new empty one, so a mistyped `--store` is noticed. With `KAI_DATABASE_URL` set
+/// the records are in PostgreSQL, so the folder may be new.
+pub(super) fn open_existing(cli: &Cli, store: &StoreArg) -> Result<Catalog, Error> {
+    let options = store_options(cli, store)?;
+    if options.database.is_none() && !options.root.join("kai.db").is_file() {
         return Err(Error::NotFound {
             what: "store",
-            name: root.display().to_string(),
+            name: options.root.display().to_string(),
             hint: " (import a catalog into it first with `kai import DIR --store DIR`)".into(),
         });
     }
-    open_catalog(cli, store)
+    Catalog::open(options)
 }
 
 fn open_catalog(cli: &Cli, store: &StoreArg) -> Result<Catalog, Error> {
+    Catalog::open(store_options(cli, store)?)
+}
+
+/// Returns the options of the store named by `--store`, with the image limits and the
+/// catalog database (`KAI_DATABASE_URL`) from the environment.
+fn store_options(cli: &Cli, store: &StoreArg) -> Result<StoreOptions, Error> {
     let mut options = StoreOptions::new(
         StoreOptions::default_root(store.store.as_deref()),
         cli.store(),
         cli.device()?,
-    );
+    )
+    .with_env_database()?;
     options.limits = ImageLimits::from_env()?;
-    Catalog::open(options)
+    Ok(options)
 }
 
 fn progress_bar(message: &'static str) -> (ProgressBar, impl FnMut(Progress)) {
@@ -436,12 +451,7 @@ pub fn run_materials(cli: &Cli, command: &MaterialsCommand) -> Result<(), Error>
 }
 
 pub fn run_reindex(cli: &Cli, args: &ReindexArgs) -> Result<(), Error> {
-    let options = StoreOptions::new(
-        StoreOptions::default_root(args.store.store.as_deref()),
-        cli.store(),
-        cli.device()?,
-    );
-    let mut catalog = Catalog::open_for_reindex(options)?;
+    let mut catalog = Catalog::open_for_reindex(store_options(cli, &args.store)?)?;
     let (bar, mut update) = progress_bar("re-embedding");
     let count = catalog.reindex(&mut update);
     bar.finish_and_clear();

@@ -3,7 +3,9 @@
 mod catalog;
 mod embed;
 mod models;
+mod params;
 mod quality;
+mod store;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -53,6 +55,12 @@ enum Command {
     /// Train and list domain-specific classification heads.
     #[command(subcommand)]
     Heads(catalog::HeadsCommand),
+    /// Read and change the parameter registry: sets, versions, results and suggestions.
+    #[command(subcommand)]
+    Params(params::ParamsCommand),
+    /// Manage the store itself: copy an embedded store into PostgreSQL.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 impl Cli {
@@ -91,6 +99,8 @@ pub fn main() -> ExitCode {
         Command::Materials(command) => catalog::run_materials(&cli, command),
         Command::Reindex(args) => catalog::run_reindex(&cli, args),
         Command::Heads(command) => catalog::run_heads(&cli, command),
+        Command::Params(command) => params::run(&cli, command),
+        Command::Store(command) => store::run(&cli, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
