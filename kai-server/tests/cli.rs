@@ -711,6 +711,12 @@ fn params_show_works_on_a_new_store() {
     assert_eq!(json["values"]["recognition.top_k"], 5);
     assert_eq!(json["values"]["quality.min_sharpness"], 50.0);
 
+    // A store folder that does not exist is not created by a command that only reads.
+    let typo = dir.path().join("no-such-store");
+    let output = params(&typo, &["list"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(!typo.exists());
+
     let output = params(dir.path(), &["list"]);
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     for name in ["standard", "premium", "enterprise"] {
@@ -826,13 +832,24 @@ fn params_schema_apply_reads_files() {
     );
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout_json(&output)["added"][0], "recon.ransac_threshold");
+    // Versions written before stay as they were; new versions take the parameter.
     let output = params(&store, &["show", "enterprise", "--json"]);
+    assert!(stdout_json(&output)["values"]["recon.ransac_threshold"].is_null());
+    let output = params(
+        &store,
+        &["set", "enterprise", "recon.ransac_threshold=3", "--json"],
+    );
     assert_eq!(
         stdout_json(&output)["values"]["recon.ransac_threshold"],
-        2.0
+        3.0
     );
+    let output = params(&store, &["set", "enterprise", "recon.ransac_threshold=25"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let output = params(&store, &["schema", "show"]);
     assert!(String::from_utf8_lossy(&output.stdout).contains("recon.ransac_threshold (float, px)"));
+
+    let output = params(&store, &["schema", "apply", "/no/such/schema.toml"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
 
     let bad = dir.path().join("bad.json");
     std::fs::write(
@@ -928,6 +945,17 @@ fn params_record_resolve_and_suggest_use_the_catalog() {
         &["record", "standard", "no-such-material", "score=1"],
     );
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let output = params(
+        &store,
+        &[
+            "record",
+            "standard",
+            "dark-knotty-boards",
+            "score=1",
+            "score=2",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let output = params(
         &store,
         &["record", "standard", "dark-knotty-boards", "score=high"],
@@ -1072,7 +1100,7 @@ fn store_migrate_copies_catalog_and_registry_to_postgres() {
     let output = migrate();
     assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
 
-    // The PostgreSQL store now answers the same commands.
+    // The same commands now run on the PostgreSQL store.
     let on_postgres = |args: &[&str]| {
         run(kai(args)
             .arg("--store")

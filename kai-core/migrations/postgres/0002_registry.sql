@@ -1,9 +1,12 @@
 -- Parameter registry: the typed schema of every parameter, immutable versions of the
 -- parameter sets, and the results that a set version gave on a material.
+--
+-- JSON is stored as TEXT, verbatim: JSONB would rewrite numbers (1e15 as
+-- 1000000000000000), and a float value would come back as an integer.
 
 CREATE TABLE parameter_schema (
     name       TEXT    PRIMARY KEY,
-    spec       JSONB   NOT NULL,  -- type, min/max or allowed, default, unit, description
+    spec       TEXT    NOT NULL,  -- JSON: type, min/max or allowed, default, unit, description
     updated_at BIGINT  NOT NULL   -- milliseconds since the Unix epoch
 );
 
@@ -14,7 +17,7 @@ CREATE TABLE parameter_sets (
     name       TEXT    NOT NULL,
     scope      TEXT    NOT NULL,  -- '' for a set that applies to every material
     version    INTEGER NOT NULL,
-    vals       JSONB   NOT NULL,  -- object of every parameter's value
+    vals       TEXT    NOT NULL,  -- JSON object of every parameter's value
     author     TEXT    NOT NULL,
     note       TEXT    NOT NULL,
     created_at BIGINT  NOT NULL,
@@ -26,7 +29,7 @@ CREATE TABLE parameter_results (
     pk          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     set_pk      BIGINT  NOT NULL REFERENCES parameter_sets (pk),
     material_id TEXT    NOT NULL,
-    metrics     JSONB   NOT NULL,  -- object of metric name to number
+    metrics     TEXT    NOT NULL,  -- JSON object of metric name to number
     recorded_at BIGINT  NOT NULL
 );
 
@@ -56,8 +59,8 @@ INSERT INTO parameter_schema (name, spec, updated_at) VALUES
 -- Three quality tiers: `standard` keeps the defaults; `premium` and `enterprise` screen
 -- photos more strictly and ask for a closer catalog match.
 INSERT INTO parameter_sets (name, scope, version, vals, author, note, created_at)
-SELECT 'standard', '', 1, (SELECT jsonb_object_agg(name, spec -> 'default') FROM parameter_schema), 'kai', 'shipped defaults', (extract(epoch FROM now()) * 1000)::BIGINT
+SELECT 'standard', '', 1, (SELECT jsonb_object_agg(name, spec::JSONB -> 'default') FROM parameter_schema)::TEXT, 'kai', 'shipped defaults', (extract(epoch FROM now()) * 1000)::BIGINT
 UNION ALL
-SELECT 'premium', '', 1, (SELECT jsonb_object_agg(name, spec -> 'default') FROM parameter_schema) || '{"recognition.unknown_threshold":0.35,"quality.min_sharpness":100.0,"quality.max_noise":8.0,"quality.min_short_side":512}'::JSONB, 'kai', 'shipped defaults', (extract(epoch FROM now()) * 1000)::BIGINT
+SELECT 'premium', '', 1, ((SELECT jsonb_object_agg(name, spec::JSONB -> 'default') FROM parameter_schema) || '{"recognition.unknown_threshold":0.35,"quality.min_sharpness":100.0,"quality.max_noise":8.0,"quality.min_short_side":512}'::JSONB)::TEXT, 'kai', 'shipped defaults', (extract(epoch FROM now()) * 1000)::BIGINT
 UNION ALL
-SELECT 'enterprise', '', 1, (SELECT jsonb_object_agg(name, spec -> 'default') FROM parameter_schema) || '{"recognition.top_k":10,"recognition.unknown_threshold":0.4,"quality.min_sharpness":150.0,"quality.max_noise":6.0,"quality.min_short_side":1024,"quality.min_megapixels":1.0}'::JSONB, 'kai', 'shipped defaults', (extract(epoch FROM now()) * 1000)::BIGINT;
+SELECT 'enterprise', '', 1, ((SELECT jsonb_object_agg(name, spec::JSONB -> 'default') FROM parameter_schema) || '{"recognition.top_k":10,"recognition.unknown_threshold":0.4,"quality.min_sharpness":150.0,"quality.max_noise":6.0,"quality.min_short_side":1024,"quality.min_megapixels":1.0}'::JSONB)::TEXT, 'kai', 'shipped defaults', (extract(epoch FROM now()) * 1000)::BIGINT;

@@ -24,12 +24,11 @@ impl DatabaseUrl {
     pub fn parse(name: &str, url: &str) -> Result<Self> {
         let url = url.trim();
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            // The value is not echoed: a malformed value may contain a password in a form
+            // that redaction does not recognise.
             return Err(Error::invalid(
                 name,
-                format!(
-                    "`{}` is not a PostgreSQL URL; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
-                    redact(url)
-                ),
+                "is not a PostgreSQL URL; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
             ));
         }
         let config = ::postgres::Config::from_str(url).map_err(|err| {
@@ -69,18 +68,35 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// Replaces the password of `postgres://user:password@host` with `***`.
+/// Replaces the password of `postgres://user:password@host` and every `password=`
+/// query parameter with `***`.
 fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (address, query) = match url.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (url, None),
     };
-    let Some((credentials, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
+    let mut redacted = match address.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((credentials, host)) => match credentials.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => address.to_owned(),
+            },
+            None => address.to_owned(),
+        },
+        None => address.to_owned(),
     };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => parameter.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&parameters.join("&"));
     }
+    redacted
 }
 
 /// The database of one part of kai.
@@ -251,6 +267,24 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("sslmode=require"), "{err}");
         assert!(DatabaseUrl::parse("x", "postgres://u@h/db?sslmode=disable").is_ok());
+    }
+
+    #[test]
+    fn password_in_any_form_never_shows() {
+        let url = DatabaseUrl::parse("x", "postgres://kai@db/kai?sslmode=disable&password=s3cret")
+            .unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://kai@db/kai?sslmode=disable&password=***"
+        );
+        for bad in [
+            "host=db user=kai password=s3cret dbname=kai",
+            "kai:s3cret@db:5432/kai",
+        ] {
+            let err = DatabaseUrl::parse("KAI_DATABASE_URL", bad).unwrap_err();
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+            assert!(err.to_string().contains("KAI_DATABASE_URL"), "{err}");
+        }
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl PgPool {
     /// `KAI_DATABASE_POOL_SIZE` is not a positive number.
     pub fn open(url: &DatabaseUrl) -> Result<Self> {
         let size = match std::env::var("KAI_DATABASE_POOL_SIZE") {
-            Ok(value) => value
+            Ok(value) if !value.trim().is_empty() => value
                 .trim()
                 .parse::<u32>()
                 .ok()
@@ -55,7 +55,7 @@ impl PgPool {
                         format!("must be a whole number from 1 to 1000, got `{value}`"),
                     )
                 })?,
-            Err(_) => DEFAULT_POOL_SIZE,
+            _ => DEFAULT_POOL_SIZE,
         };
         Self::with_size(url, size)
     }
@@ -77,7 +77,10 @@ impl PgPool {
         // A direct first connection reports an unreachable server at once, where the pool
         // would retry until its timeout. It applies the migrations and is then closed.
         let mut first = config.connect(NoTls).map_err(|err| {
-            Error::Storage(format!("cannot connect to PostgreSQL at {url}: {err}"))
+            Error::Storage(format!(
+                "cannot connect to PostgreSQL at {url}: {}",
+                detail(&err)
+            ))
         })?;
         apply_postgres(&mut first, POSTGRES_MIGRATIONS)?;
         drop(first);
@@ -116,13 +119,27 @@ impl PgPool {
 /// Maps a PostgreSQL error to kai's error: unique violations and serialization failures
 /// become [`Error::Conflict`], everything else [`Error::Storage`].
 pub(crate) fn pg_error(action: &str, err: postgres::Error) -> Error {
-    let detail = err
-        .as_db_error()
-        .map_or_else(|| err.to_string(), |db| db.message().to_owned());
+    let detail = detail(&err);
     match err.code() {
         Some(code) if is_conflict(code) => Error::Conflict(format!("{action}: {detail}")),
         _ => Error::Storage(format!("{action}: {detail}")),
     }
+}
+
+/// Returns the server's message for database errors, and the error with its causes
+/// (such as "connection refused") for the others, whose own text is only a category.
+fn detail(err: &postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        return db.message().to_owned();
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn is_conflict(code: &SqlState) -> bool {

@@ -118,6 +118,13 @@ impl WriteOptions {
 
     fn validate(&self) -> Result<()> {
         for (name, text) in [("author", &self.author), ("note", &self.note)] {
+            // One line each, so a note cannot forge lines of `kai params history`.
+            if let Some(c) = text.chars().find(|c| c.is_control()) {
+                return Err(Error::invalid(
+                    name,
+                    format!("contains the control character {c:?}; write it on one line"),
+                ));
+            }
             if text.len() > MAX_TEXT_BYTES {
                 return Err(Error::invalid(
                     name,
@@ -327,7 +334,19 @@ impl Registry {
                 ));
             };
             let key = key.trim();
-            values.insert(key.to_owned(), schema.spec(key)?.parse(key, raw)?);
+            if key.is_empty() {
+                return Err(Error::invalid(
+                    "assignment",
+                    format!("`{assignment}` has no parameter name before `=`"),
+                ));
+            }
+            let value = schema.spec(key)?.parse(key, raw)?;
+            if values.insert(key.to_owned(), value).is_some() {
+                return Err(Error::invalid(
+                    format!("parameter {key}"),
+                    "is given twice; give each parameter once",
+                ));
+            }
         }
         Ok(values)
     }
@@ -341,8 +360,9 @@ impl Registry {
         self.storage.list()
     }
 
-    /// Returns version `version` of a set (its current version for `None`). Parameters
-    /// added to the schema after the version was written show their defaults.
+    /// Returns version `version` of a set (its current version for `None`) as it was
+    /// written. Parameters added to the schema later are absent from it; [`Registry::resolve`]
+    /// fills them with their defaults.
     ///
     /// # Errors
     ///
@@ -355,12 +375,9 @@ impl Registry {
     ) -> Result<ParameterSet> {
         let scope = normalize_scope(scope)?;
         check_name("set name", name)?;
-        let mut set = self
-            .storage
+        self.storage
             .get(name, &scope, version)?
-            .ok_or_else(|| self.not_found(name, &scope, version))?;
-        self.fill_defaults(&mut set.values)?;
-        Ok(set)
+            .ok_or_else(|| self.not_found(name, &scope, version))
     }
 
     /// Returns every kept version of a set, oldest first.
@@ -555,10 +572,11 @@ impl Registry {
     /// Returns [`Error::NotFound`] when the set has no unscoped version either.
     pub fn resolve(&self, set: Option<&str>, scopes: &[&str]) -> Result<Resolution> {
         let name = set.unwrap_or(&self.settings.default_set);
+        check_name("set name", name)?;
         let mut tried = Vec::new();
-        for scope in scopes {
+        for scope in scopes.iter().filter(|s| !s.trim().is_empty()) {
             let scope = normalize_scope(Some(scope))?;
-            if scope.is_empty() || tried.contains(&scope) {
+            if tried.contains(&scope) {
                 continue;
             }
             tried.push(scope.clone());
@@ -646,9 +664,10 @@ impl Registry {
     ///
     /// Returns [`Error::Conflict`] when `target` already contains changes or results.
     pub fn copy_to(&self, target: &Registry) -> Result<RegistryDump> {
-        let dump = self.storage.dump()?;
+        let dump = sorted(self.storage.dump()?);
         // A target that already contains exactly this registry is a finished earlier copy.
-        if target.storage.dump()? != dump {
+        // The backends list rows in their own collation, hence the sort.
+        if sorted(target.storage.dump()?) != dump {
             target.storage.load(&dump)?;
         }
         Ok(dump)
@@ -674,12 +693,35 @@ impl Registry {
     }
 }
 
-/// Lower-cases and checks a scope; `None` and `""` mean every material.
+/// Puts a dump's versions and results in one order, whatever the backend's collation.
+fn sorted(mut dump: RegistryDump) -> RegistryDump {
+    dump.versions
+        .sort_by(|a, b| (&a.name, &a.scope, a.version).cmp(&(&b.name, &b.scope, b.version)));
+    dump.results.sort_by(|a, b| {
+        (a.1, &a.0.material_id, &a.0.set, &a.0.scope, a.0.version).cmp(&(
+            b.1,
+            &b.0.material_id,
+            &b.0.set,
+            &b.0.scope,
+            b.0.version,
+        ))
+    });
+    dump
+}
+
+/// Lower-cases and checks a scope; `None` means every material (stored as `""`).
 fn normalize_scope(scope: Option<&str>) -> Result<String> {
-    let scope = scope.map(str::trim).unwrap_or("").to_lowercase();
-    if !scope.is_empty() {
-        check_name("scope", &scope)?;
+    let Some(scope) = scope else {
+        return Ok(String::new());
+    };
+    let scope = scope.trim().to_lowercase();
+    if scope.is_empty() {
+        return Err(Error::invalid(
+            "scope",
+            "is empty; leave the scope out for the set that applies to every material",
+        ));
     }
+    check_name("scope", &scope)?;
     Ok(scope)
 }
 

@@ -17,10 +17,10 @@ use crate::db::postgres::pg_error;
 use crate::db::{Millis, PgPool, rfc3339};
 use crate::error::{Error, Result};
 
-const SET_COLUMNS: &str = "name, scope, version, vals::TEXT, author, note, created_at";
+const SET_COLUMNS: &str = "name, scope, version, vals, author, note, created_at";
 
 const RESULT_SELECT: &str =
-    "SELECT s.name, s.scope, s.version, r.material_id, r.metrics::TEXT, r.recorded_at
+    "SELECT s.name, s.scope, s.version, r.material_id, r.metrics, r.recorded_at
      FROM parameter_results r JOIN parameter_sets s ON s.pk = r.set_pk";
 
 /// A registry stored in PostgreSQL.
@@ -102,10 +102,7 @@ fn get_in(
 
 fn schema_in(client: &mut impl GenericClient) -> Result<Schema> {
     let rows = client
-        .query(
-            "SELECT name, spec::TEXT FROM parameter_schema ORDER BY name",
-            &[],
-        )
+        .query("SELECT name, spec FROM parameter_schema ORDER BY name", &[])
         .map_err(|err| pg_error("cannot read the parameter schema", err))?;
     let mut schema = Schema::default();
     for row in rows {
@@ -126,7 +123,7 @@ fn insert_version(
     let row = tx
         .query_one(
             "INSERT INTO parameter_sets (name, scope, version, vals, author, note, created_at)
-             VALUES ($1, $2, $3, $4::TEXT::JSONB, $5, $6, $7) RETURNING pk",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING pk",
             &[
                 &name,
                 &scope,
@@ -175,7 +172,7 @@ impl RegistryStorage for PgRegistry {
         check(&merged, &current)?;
         for (name, spec) in &schema.parameters {
             tx.execute(
-                "INSERT INTO parameter_schema (name, spec, updated_at) VALUES ($1, $2::TEXT::JSONB, $3)
+                "INSERT INTO parameter_schema (name, spec, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
                 &[name, &encode(spec)?, &now],
             )
@@ -300,7 +297,7 @@ impl RegistryStorage for PgRegistry {
             .collect::<Result<_>>()?;
         tx.execute(
             "INSERT INTO parameter_results (set_pk, material_id, metrics, recorded_at)
-             SELECT s, m, j::JSONB, $4 FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[]) AS t (s, m, j)",
+             SELECT s, m, j, $4 FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[]) AS t (s, m, j)",
             &[&set_keys, &materials, &metrics, &now],
         )
         .map_err(|err| pg_error("cannot record results", err))?;
@@ -408,7 +405,7 @@ impl RegistryStorage for PgRegistry {
         let now = crate::db::now_millis();
         for (name, spec) in &dump.schema.parameters {
             tx.execute(
-                "INSERT INTO parameter_schema (name, spec, updated_at) VALUES ($1, $2::TEXT::JSONB, $3)",
+                "INSERT INTO parameter_schema (name, spec, updated_at) VALUES ($1, $2, $3)",
                 &[name, &encode(spec)?, &now],
             )
             .map_err(|err| pg_error("cannot write the parameter schema", err))?;
@@ -437,7 +434,7 @@ impl RegistryStorage for PgRegistry {
                 })?;
             tx.execute(
                 "INSERT INTO parameter_results (set_pk, material_id, metrics, recorded_at)
-                 VALUES ($1, $2, $3::TEXT::JSONB, $4)",
+                 VALUES ($1, $2, $3, $4)",
                 &[pk, &result.material_id, &encode(&result.metrics)?, recorded],
             )
             .map_err(|err| pg_error("cannot copy a result", err))?;

