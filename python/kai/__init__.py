@@ -1,10 +1,18 @@
-"""Material intelligence: embeddings for building and interior materials.
+"""Material intelligence for building and interior materials.
 
-The heavy work runs in Rust (kai-core) with the GIL released; results come back as numpy
-arrays. Errors are subclasses of :class:`kai.KaiError`.
+kai embeds texts and images, checks photo quality, keeps a searchable material catalog,
+recognizes materials in photos and keeps a versioned registry of analysis parameters.
+The heavy work runs in Rust (kai-core) with the GIL released; vectors come back as
+float32 numpy arrays and other results as dataclasses. Errors are subclasses of
+:class:`kai.KaiError`.
 """
 
+from kai import catalog as _catalog
+from kai import images as _images
+from kai import models as _models
+from kai import registry as _registry
 from kai._kai import TextEmbedder, __version__
+from kai.catalog import *  # noqa: F403
 from kai.errors import (
     ConflictError,
     InvalidInputError,
@@ -14,6 +22,9 @@ from kai.errors import (
     NotSupportedError,
     StorageError,
 )
+from kai.images import *  # noqa: F403
+from kai.models import *  # noqa: F403
+from kai.registry import *  # noqa: F403
 
 __all__ = [
     "ConflictError",
@@ -25,4 +36,8 @@ __all__ = [
     "StorageError",
     "TextEmbedder",
     "__version__",
+    *_images.__all__,
+    *_catalog.__all__,
+    *_registry.__all__,
+    *_models.__all__,
 ]

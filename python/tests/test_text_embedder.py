@@ -66,3 +66,16 @@ def test_invalid_device_is_value_error():
 def test_zero_batch_size_is_invalid_input(embedder):
     with pytest.raises(kai.InvalidInputError, match="batch_size"):
         kai.TextEmbedder(batch_size=0)
+
+
+def test_single_text_gives_one_vector(embedder):
+    single = embedder.embed("oak parquet flooring")
+    batch = embedder.embed(["oak parquet flooring"])
+    assert single.shape == (384,)
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, batch[0], atol=1e-6)
+
+
+def test_non_text_input_is_rejected(embedder):
+    with pytest.raises(TypeError):
+        embedder.embed([1, 2])

@@ -1,0 +1,191 @@
+//! Conversions shared by the bindings: images from Python values, vectors to numpy, and
+//! structured results as JSON text that the Python layer turns into dataclasses.
+
+use std::path::PathBuf;
+
+use kai_core::Embeddings;
+use kai_core::image::{ImageLimits, RgbImage};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::errors::raise;
+
+/// Returns embeddings as a float32 array of shape (rows, dimension), moving the buffer
+/// into numpy without a copy.
+pub fn matrix<'py>(py: Python<'py>, vectors: Embeddings) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let rows = vectors.len();
+    let dimension = vectors.dimension();
+    let flat: Bound<'py, PyArray1<f32>> = vectors.into_vec().into_pyarray(py);
+    flat.reshape([rows, dimension])
+}
+
+/// Serialises a result for the Python layer, which builds its dataclass from the JSON.
+pub fn json<T: serde::Serialize>(py: Python<'_>, value: &T) -> PyResult<String> {
+    raise(
+        py,
+        serde_json::to_string(value).map_err(|err| {
+            kai_core::Error::Internal(format!("cannot encode a result as JSON: {err}"))
+        }),
+    )
+}
+
+/// Parses JSON text from the Python layer into `T`, naming `what` in the error.
+pub fn from_json<T: serde::de::DeserializeOwned>(
+    py: Python<'_>,
+    what: &str,
+    text: &str,
+) -> PyResult<T> {
+    raise(
+        py,
+        serde_json::from_str(text).map_err(|err| kai_core::Error::invalid(what, err.to_string())),
+    )
+}
+
+/// An image as Python passes it, before decoding: the Python layer has already turned
+/// PIL images into arrays and `PathLike` objects into strings.
+pub enum ImageSource {
+    /// A file to open.
+    Path(PathBuf),
+    /// Encoded bytes (JPEG, PNG, …).
+    Bytes(Vec<u8>),
+    /// Decoded pixels: height × width × 3, row-major RGB.
+    Pixels {
+        width: u32,
+        height: u32,
+        rgb: Vec<u8>,
+    },
+}
+
+impl ImageSource {
+    /// Reads a `str` path, `bytes`, or a uint8 numpy array of shape (H, W), (H, W, 3) or
+    /// (H, W, 4) (alpha composited over white, as decoding does).
+    pub fn extract(value: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = value.py();
+        if let Ok(path) = value.extract::<PathBuf>()
+            && !value.is_instance_of::<PyBytes>()
+        {
+            return Ok(ImageSource::Path(path));
+        }
+        if let Ok(bytes) = value.cast::<PyBytes>() {
+            return Ok(ImageSource::Bytes(bytes.as_bytes().to_vec()));
+        }
+        let Ok(array) = value.extract::<PyReadonlyArrayDyn<'_, u8>>() else {
+            let kind = value
+                .get_type()
+                .name()
+                .map_or_else(|_| "unknown".to_owned(), |n| n.to_string());
+            return raise(
+                py,
+                Err(kai_core::Error::invalid(
+                    "image",
+                    format!(
+                        "a {kind} is not an image; pass a path, bytes, a PIL image or a uint8 \
+                         numpy array of shape (H, W), (H, W, 3) or (H, W, 4)"
+                    ),
+                )),
+            );
+        };
+        let shape = array.shape().to_vec();
+        let (height, width, channels) = match shape.as_slice() {
+            [h, w] => (*h, *w, 1),
+            [h, w, c] if [1, 3, 4].contains(c) => (*h, *w, *c),
+            _ => {
+                return raise(
+                    py,
+                    Err(kai_core::Error::invalid(
+                        "image",
+                        format!(
+                            "an array of shape {shape:?} is not an image; expected (H, W), \
+                             (H, W, 3) or (H, W, 4)"
+                        ),
+                    )),
+                );
+            }
+        };
+        if height == 0 || width == 0 {
+            return raise(
+                py,
+                Err(kai_core::Error::invalid(
+                    "image",
+                    format!("an array of shape {shape:?} has no pixels"),
+                )),
+            );
+        }
+        let too_large = u32::try_from(width).is_err() || u32::try_from(height).is_err();
+        if too_large {
+            return raise(
+                py,
+                Err(kai_core::Error::invalid(
+                    "image",
+                    format!("an array of shape {shape:?} is too large"),
+                )),
+            );
+        }
+        let data = array.as_array();
+        let standard = data.as_standard_layout();
+        let mut rgb = Vec::with_capacity(width * height * 3);
+        for pixel in standard.as_slice().unwrap_or(&[]).chunks_exact(channels) {
+            match channels {
+                1 => rgb.extend_from_slice(&[pixel[0]; 3]),
+                3 => rgb.extend_from_slice(pixel),
+                _ => {
+                    // Alpha over white, the same rule as decoding files.
+                    let alpha = u16::from(pixel[3]);
+                    for &c in &pixel[..3] {
+                        let over = (u16::from(c) * alpha + 255 * (255 - alpha) + 127) / 255;
+                        rgb.push(over as u8);
+                    }
+                }
+            }
+        }
+        Ok(ImageSource::Pixels {
+            width: width as u32,
+            height: height as u32,
+            rgb,
+        })
+    }
+
+    /// Decodes the image within `limits`; call it with the GIL released.
+    pub fn load(self, limits: &ImageLimits) -> kai_core::Result<RgbImage> {
+        match self {
+            ImageSource::Path(path) => kai_core::image::open(&path, limits),
+            ImageSource::Bytes(bytes) => kai_core::image::decode(&bytes, limits),
+            ImageSource::Pixels { width, height, rgb } => {
+                let pixels = u64::from(width) * u64::from(height);
+                if pixels > limits.max_pixels {
+                    return Err(kai_core::Error::invalid(
+                        "image",
+                        format!(
+                            "{width}x{height} is {pixels} pixels, more than the limit of {} \
+                             (KAI_MAX_IMAGE_PIXELS)",
+                            limits.max_pixels
+                        ),
+                    ));
+                }
+                RgbImage::from_raw(width, height, rgb).ok_or_else(|| {
+                    kai_core::Error::Internal("pixel buffer does not match its size".into())
+                })
+            }
+        }
+    }
+}
+
+/// Reads one image or a list of images from Python.
+pub fn extract_images(value: &Bound<'_, PyAny>) -> PyResult<Vec<ImageSource>> {
+    if let Ok(list) = value.cast::<pyo3::types::PyList>() {
+        return list
+            .iter()
+            .map(|item| ImageSource::extract(&item))
+            .collect();
+    }
+    if let Ok(tuple) = value.cast::<pyo3::types::PyTuple>() {
+        return tuple
+            .iter()
+            .map(|item| ImageSource::extract(&item))
+            .collect();
+    }
+    Ok(vec![ImageSource::extract(value)?])
+}
