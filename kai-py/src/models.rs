@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 
 use kai_core::models::{
-    DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, FetchOptions, FetchReport, ModelEntry, ModelState,
-    Task,
+    DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, FetchOptions, FetchReport, ModelSummary,
 };
 use pyo3::prelude::*;
 use serde::Serialize;
@@ -19,55 +18,7 @@ use crate::text::model_store;
 #[serde(rename_all = "camelCase")]
 struct Listing {
     model_dir: String,
-    models: Vec<ModelJson>,
-}
-
-/// One model, in the shape of `kai models list --json`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ModelJson {
-    name: String,
-    state: &'static str,
-    problem_files: Vec<String>,
-    builtin: bool,
-    /// `text-embedding` or `image-embedding`; folders without a manifest load as text
-    /// models.
-    task: &'static str,
-    dimension: Option<usize>,
-    license: Option<String>,
-    path: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FetchedJson {
-    name: String,
-    path: String,
-    downloaded: bool,
-    written: Vec<String>,
-}
-
-fn model_json(entry: ModelEntry) -> ModelJson {
-    let (state, problem_files) = match entry.state {
-        ModelState::Ready => ("ready", Vec::new()),
-        ModelState::Unverified => ("unverified", Vec::new()),
-        ModelState::Missing(files) => ("missing", files),
-        ModelState::Corrupt(files) => ("corrupt", files),
-    };
-    let manifest = entry.manifest;
-    ModelJson {
-        name: entry.name,
-        state,
-        problem_files,
-        builtin: manifest.is_some(),
-        task: match manifest.as_ref().map(|m| m.task) {
-            Some(Task::ImageEmbedding) => "image-embedding",
-            Some(Task::TextEmbedding) | None => "text-embedding",
-        },
-        dimension: manifest.as_ref().map(|m| m.dimension),
-        license: manifest.map(|m| m.license),
-        path: entry.path.display().to_string(),
-    }
+    models: Vec<ModelSummary>,
 }
 
 /// Lists the built-in models and the other model folders of `model_dir` (default
@@ -80,7 +31,7 @@ fn list_models(py: Python<'_>, model_dir: Option<PathBuf>) -> PyResult<String> {
     let models = detached(py, || store.list())?;
     let listing = Listing {
         model_dir: store.root().display().to_string(),
-        models: models.into_iter().map(model_json).collect(),
+        models: models.into_iter().map(ModelSummary::from).collect(),
     };
     json(py, &listing)
 }
@@ -94,15 +45,7 @@ fn fetch_model(py: Python<'_>, name: &str, model_dir: Option<PathBuf>) -> PyResu
     let report: FetchReport = detached(py, || {
         kai_core::models::fetch(&store, name, &FetchOptions::default())
     })?;
-    json(
-        py,
-        &FetchedJson {
-            name: report.name,
-            path: report.path.display().to_string(),
-            downloaded: report.downloaded,
-            written: report.written,
-        },
-    )
+    json(py, &report)
 }
 
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {

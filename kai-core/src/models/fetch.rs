@@ -21,8 +21,9 @@ use crate::error::{Error, Result};
 /// cannot fill the disk.
 const MAX_EXTRACTED_BYTES: u64 = 4 << 30;
 
-/// What [`fetch`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What [`fetch`] did, in the shape of `kai models fetch --json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FetchReport {
     /// The model name.
     pub name: String,

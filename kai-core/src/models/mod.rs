@@ -18,7 +18,8 @@ pub use manifest::{
 pub use pth::load_pth;
 pub(crate) use store::to_hex;
 pub use store::{
-    ModelEntry, ModelFolder, ModelState, ModelStore, REQUIRED_FILES, sha256_file, verify,
+    ModelEntry, ModelFolder, ModelState, ModelStore, ModelSummary, REQUIRED_FILES, sha256_file,
+    verify,
 };
 
 /// The text embedding model used when the caller names none.

@@ -56,6 +56,58 @@ pub struct ModelEntry {
     pub state: ModelState,
 }
 
+/// A model's state in the shape every surface reports it (`kai models list --json`, the
+/// Python package): plain strings and numbers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSummary {
+    /// The model name.
+    pub name: String,
+    /// `ready`, `unverified`, `missing` or `corrupt`.
+    pub state: &'static str,
+    /// The missing or corrupt files, relative to the folder.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problem_files: Vec<String>,
+    /// Whether kai has a manifest for the model.
+    pub builtin: bool,
+    /// `text-embedding` or `image-embedding`; folders without a manifest load as text
+    /// models.
+    pub task: &'static str,
+    /// The vector length, for built-in models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dimension: Option<usize>,
+    /// The licence, for built-in models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// The model folder.
+    pub path: String,
+}
+
+impl From<ModelEntry> for ModelSummary {
+    fn from(entry: ModelEntry) -> Self {
+        let (state, problem_files) = match entry.state {
+            ModelState::Ready => ("ready", Vec::new()),
+            ModelState::Unverified => ("unverified", Vec::new()),
+            ModelState::Missing(files) => ("missing", files),
+            ModelState::Corrupt(files) => ("corrupt", files),
+        };
+        let manifest = entry.manifest;
+        Self {
+            name: entry.name,
+            state,
+            problem_files,
+            builtin: manifest.is_some(),
+            task: match manifest.as_ref().map(|m| m.task) {
+                Some(super::manifest::Task::ImageEmbedding) => "image-embedding",
+                Some(super::manifest::Task::TextEmbedding) | None => "text-embedding",
+            },
+            dimension: manifest.as_ref().map(|m| m.dimension),
+            license: manifest.map(|m| m.license),
+            path: entry.path.display().to_string(),
+        }
+    }
+}
+
 impl ModelStore {
     /// Opens the model directory at `root`; the folder need not exist yet.
     pub fn new(root: impl Into<PathBuf>) -> Self {

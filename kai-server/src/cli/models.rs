@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use kai_core::Error;
-use kai_core::models::{FetchOptions, Manifest, ModelEntry, ModelState, Task, fetch};
+use kai_core::models::{FetchOptions, Manifest, ModelSummary, fetch};
 use serde::Serialize;
 
 use super::{Cli, emit, print_json};
@@ -28,35 +28,9 @@ pub enum ModelsCommand {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct FetchedJson {
-    name: String,
-    path: String,
-    downloaded: bool,
-    written: Vec<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct ListJson {
     model_dir: String,
-    models: Vec<ModelJson>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ModelJson {
-    name: String,
-    state: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    problem_files: Vec<String>,
-    builtin: bool,
-    /// `text-embedding` or `image-embedding`; folders without a manifest are text models.
-    task: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dimension: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    license: Option<String>,
-    path: String,
+    models: Vec<ModelSummary>,
 }
 
 pub fn run(cli: &Cli, command: &ModelsCommand) -> Result<(), Error> {
@@ -92,12 +66,7 @@ fn run_fetch(cli: &Cli, name: Option<&str>, json: bool) -> Result<(), Error> {
                 ))?;
             }
         }
-        reports.push(FetchedJson {
-            name: report.name,
-            path: report.path.display().to_string(),
-            downloaded: report.downloaded,
-            written: report.written,
-        });
+        reports.push(report);
     }
     if json {
         print_json(&reports)?;
@@ -107,7 +76,7 @@ fn run_fetch(cli: &Cli, name: Option<&str>, json: bool) -> Result<(), Error> {
 
 fn run_list(cli: &Cli, json: bool) -> Result<(), Error> {
     let store = cli.store();
-    let models: Vec<ModelJson> = store.list()?.into_iter().map(model_json).collect();
+    let models: Vec<ModelSummary> = store.list()?.into_iter().map(ModelSummary::from).collect();
     if json {
         return print_json(&ListJson {
             model_dir: store.root().display().to_string(),
@@ -131,26 +100,4 @@ fn run_list(cli: &Cli, json: bool) -> Result<(), Error> {
         ))?;
     }
     Ok(())
-}
-
-fn model_json(entry: ModelEntry) -> ModelJson {
-    let (state, problem_files) = match entry.state {
-        ModelState::Ready => ("ready", Vec::new()),
-        ModelState::Unverified => ("unverified", Vec::new()),
-        ModelState::Missing(files) => ("missing", files),
-        ModelState::Corrupt(files) => ("corrupt", files),
-    };
-    ModelJson {
-        name: entry.name,
-        state,
-        problem_files,
-        builtin: entry.manifest.is_some(),
-        task: match entry.manifest.as_ref().map(|m| m.task) {
-            Some(Task::ImageEmbedding) => "image-embedding",
-            Some(Task::TextEmbedding) | None => "text-embedding",
-        },
-        dimension: entry.manifest.as_ref().map(|m| m.dimension),
-        license: entry.manifest.map(|m| m.license),
-        path: entry.path.display().to_string(),
-    }
 }
