@@ -395,3 +395,43 @@ fn copy_from_an_embedded_store() {
     assert_eq!(recreated.version, 3);
     assert!(copy.get("red-brick").unwrap().unwrap().key < recreated.key);
 }
+
+#[test]
+fn handles_see_each_others_writes() {
+    let Some(env) = Env::without_models(Backend::Postgres) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Both handles open before anything is stored, as two server processes would.
+    let mut writer = open_synthetic(&env, dir.path());
+    let reader = open_synthetic(&env, dir.path());
+    assert!(reader.get("oak").unwrap().is_none());
+    let material = EmbeddedMaterial {
+        record: record("oak", "wood", &["brown"], &[]),
+        text_vector: vec![1.0, 0.0, 0.0, 0.0],
+        image_vectors: Vec::new(),
+        expected: ExpectedVersion::Any,
+    };
+    writer.put_embedded(&[material], &photos()).unwrap();
+
+    assert_eq!(reader.get("oak").unwrap().unwrap().version, 1);
+    assert_eq!(reader.text_index().len().unwrap(), 1);
+    assert_eq!(reader.text_index().dimension().unwrap(), Some(4));
+    let hits = reader
+        .text_index()
+        .search(&[1.0, 0.0, 0.0, 0.0], 5, None)
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    let stored = reader.storage().get_by_key(hits[0].id).unwrap().unwrap();
+    assert_eq!(stored.id, "oak");
+
+    writer.delete("oak").unwrap();
+    assert!(reader.get("oak").unwrap().is_none());
+    assert!(
+        reader
+            .text_index()
+            .search(&[1.0, 0.0, 0.0, 0.0], 5, None)
+            .unwrap()
+            .is_empty()
+    );
+}
