@@ -3,7 +3,8 @@
 //! keys, which `kai/catalog.py` turns into dataclasses.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use kai_core::catalog::{MaterialFilter, MaterialInput, Progress, SearchQuery, StoreOptions};
 use kai_core::recognize::{HeadSpec, RecognizeOptions};
@@ -19,6 +20,8 @@ use crate::text::{model_store, open_device};
 #[pyclass(module = "kai._kai", frozen)]
 pub struct Catalog {
     pub inner: Mutex<kai_core::catalog::Catalog>,
+    /// The thread that holds `inner` (see [`thread_number`]), 0 when none does.
+    holder: AtomicU64,
     /// The store folder, kept outside the mutex so reading it never waits for a write.
     root: PathBuf,
     /// The PostgreSQL URL with its password hidden, or `None` for an embedded store.
@@ -31,6 +34,7 @@ impl Catalog {
             root: catalog.root().to_path_buf(),
             database: catalog.database().map(ToString::to_string),
             inner: Mutex::new(catalog),
+            holder: AtomicU64::new(0),
         }
     }
 
@@ -38,12 +42,63 @@ impl Catalog {
     /// write is transactional), so a poisoned lock is still usable.
     ///
     /// Call it only with the GIL released, because progress callbacks take the GIL while
-    /// the lock is held.
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, kai_core::catalog::Catalog> {
-        self.inner
+    /// the lock is held. A call from the thread that already holds the lock, which only
+    /// a progress callback can make, fails with a conflict instead of waiting forever.
+    pub fn lock(&self) -> kai_core::Result<CatalogGuard<'_>> {
+        let me = thread_number();
+        if self.holder.load(Ordering::SeqCst) == me {
+            return Err(kai_core::Error::Conflict(
+                "the catalog is busy with a call on this thread; a progress callback cannot \
+                 use the catalog it reports on"
+                    .into(),
+            ));
+        }
+        let guard = self
+            .inner
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.holder.store(me, Ordering::SeqCst);
+        Ok(CatalogGuard {
+            guard,
+            holder: &self.holder,
+        })
     }
+}
+
+/// Exclusive access to a [`Catalog`]'s core catalog; releasing it clears the holder.
+#[derive(Debug)]
+pub struct CatalogGuard<'a> {
+    guard: MutexGuard<'a, kai_core::catalog::Catalog>,
+    holder: &'a AtomicU64,
+}
+
+impl std::ops::Deref for CatalogGuard<'_> {
+    type Target = kai_core::catalog::Catalog;
+
+    fn deref(&self) -> &Self::Target {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for CatalogGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.guard
+    }
+}
+
+impl Drop for CatalogGuard<'_> {
+    fn drop(&mut self) {
+        self.holder.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Returns a number unique to the calling thread, never 0.
+fn thread_number() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static NUMBER: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NUMBER.with(|n| *n)
 }
 
 /// Builds the options of the store at `store` (default `KAI_DATA_DIR`, else
@@ -162,7 +217,7 @@ impl Catalog {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<String> {
         let mut report_progress = progress_callback(progress);
-        let report = detached(py, || self.lock().import(&folder, &mut report_progress))?;
+        let report = detached(py, || self.lock()?.import(&folder, &mut report_progress))?;
         json(py, &report)
     }
 
@@ -189,7 +244,7 @@ impl Catalog {
         };
         let filter = material_filter(material_type, collection, &tags);
         let hits = detached(py, || {
-            let catalog = self.lock();
+            let catalog = self.lock()?;
             let image = source.map(|s| s.load(catalog.limits())).transpose()?;
             let query = SearchQuery {
                 text,
@@ -219,7 +274,7 @@ impl Catalog {
             None => RecognizeOptions::default(),
         };
         let recognition = detached(py, || {
-            let catalog = self.lock();
+            let catalog = self.lock()?;
             let image = source.load(catalog.limits())?;
             catalog.recognize(&image, &options)
         })?;
@@ -228,7 +283,7 @@ impl Catalog {
 
     /// Returns the material with `id` as JSON, or `None`.
     fn get(&self, py: Python<'_>, id: &str) -> PyResult<Option<String>> {
-        let material = detached(py, || self.lock().get(id))?;
+        let material = detached(py, || self.lock()?.get(id))?;
         material.map(|m| json(py, &m)).transpose()
     }
 
@@ -244,7 +299,7 @@ impl Catalog {
         limit: usize,
     ) -> PyResult<String> {
         let filter = material_filter(material_type, collection, &tags);
-        let materials = detached(py, || self.lock().list(&filter, offset, limit))?;
+        let materials = detached(py, || self.lock()?.list(&filter, offset, limit))?;
         json(py, &materials)
     }
 
@@ -253,29 +308,29 @@ impl Catalog {
     /// stored material as JSON.
     fn update(&self, py: Python<'_>, record: &str, image_folder: PathBuf) -> PyResult<String> {
         let record: MaterialInput = from_json(py, "record", record)?;
-        let material = detached(py, || self.lock().update(&record, &image_folder))?;
+        let material = detached(py, || self.lock()?.update(&record, &image_folder))?;
         json(py, &material)
     }
 
     /// Deletes a material and its vectors; returns whether it existed.
     fn delete(&self, py: Python<'_>, id: &str) -> PyResult<bool> {
-        detached(py, || self.lock().delete(id))
+        detached(py, || self.lock()?.delete(id))
     }
 
     /// Returns every version of a material, oldest first, as a JSON list.
     fn history(&self, py: Python<'_>, id: &str) -> PyResult<String> {
-        let history = detached(py, || self.lock().history(id))?;
+        let history = detached(py, || self.lock()?.history(id))?;
         json(py, &history)
     }
 
     /// Returns the catalog's material types in alphabetical order.
     fn material_types(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        detached(py, || self.lock().material_types())
+        detached(py, || self.lock()?.material_types())
     }
 
     /// Returns the absolute path of a stored image from its path relative to the store.
-    fn image_path(&self, py: Python<'_>, relative: &str) -> PathBuf {
-        py.detach(|| self.lock().image_path(relative))
+    fn image_path(&self, py: Python<'_>, relative: &str) -> PyResult<PathBuf> {
+        detached(py, || Ok(self.lock()?.image_path(relative)))
     }
 
     /// Trains, evaluates and saves a domain head; returns its manifest as JSON.
@@ -292,25 +347,25 @@ impl Catalog {
             label,
             material_type: material_type.map(str::to_lowercase),
         };
-        let manifest = detached(py, || self.lock().train_head(&spec))?;
+        let manifest = detached(py, || self.lock()?.train_head(&spec))?;
         json(py, &manifest)
     }
 
     /// Returns the manifests of the trained heads as a JSON list.
     fn heads(&self, py: Python<'_>) -> PyResult<String> {
-        let heads = detached(py, || self.lock().heads())?;
+        let heads = detached(py, || self.lock()?.heads())?;
         json(py, &heads)
     }
 
     /// Fits the class-vote temperature on the catalog; returns the calibration as JSON.
     fn calibrate(&self, py: Python<'_>) -> PyResult<String> {
-        let calibration = detached(py, || self.lock().calibrate())?;
+        let calibration = detached(py, || self.lock()?.calibrate())?;
         json(py, &calibration)
     }
 
     /// Returns the stored calibration (the default before any) as JSON.
     fn calibration(&self, py: Python<'_>) -> PyResult<String> {
-        let calibration = detached(py, || self.lock().calibration())?;
+        let calibration = detached(py, || self.lock()?.calibration())?;
         json(py, &calibration)
     }
 
@@ -320,7 +375,7 @@ impl Catalog {
     #[pyo3(signature = (progress = None))]
     fn reindex(&self, py: Python<'_>, progress: Option<Py<PyAny>>) -> PyResult<usize> {
         let mut report_progress = progress_callback(progress);
-        detached(py, || self.lock().reindex(&mut report_progress))
+        detached(py, || self.lock()?.reindex(&mut report_progress))
     }
 
     fn __repr__(&self) -> String {

@@ -51,11 +51,12 @@ pub enum ImageSource {
     Path(PathBuf),
     /// Encoded bytes (JPEG, PNG, …).
     Bytes(Vec<u8>),
-    /// Decoded pixels: height × width × 3, row-major RGB.
+    /// Decoded pixels, row-major, with 1 (grey), 3 (RGB) or 4 (RGBA) channels.
     Pixels {
         width: u32,
         height: u32,
-        rgb: Vec<u8>,
+        channels: usize,
+        data: Vec<u8>,
     },
 }
 
@@ -73,16 +74,22 @@ impl ImageSource {
             return Ok(ImageSource::Bytes(bytes.as_bytes().to_vec()));
         }
         let Ok(array) = value.extract::<PyReadonlyArrayDyn<'_, u8>>() else {
-            let kind = value
-                .get_type()
-                .name()
-                .map_or_else(|_| "unknown".to_owned(), |n| n.to_string());
+            let kind = match value.getattr("dtype") {
+                Ok(dtype) => format!("an array of dtype {dtype}"),
+                Err(_) => format!(
+                    "a value of type {}",
+                    value
+                        .get_type()
+                        .name()
+                        .map_or_else(|_| "unknown".to_owned(), |n| n.to_string())
+                ),
+            };
             return raise(
                 py,
                 Err(kai_core::Error::invalid(
                     "image",
                     format!(
-                        "a {kind} is not an image; pass a path, bytes, a PIL image or a uint8 \
+                        "{kind} is not an image; pass a path, bytes, a PIL image or a uint8 \
                          numpy array of shape (H, W), (H, W, 3) or (H, W, 4)"
                     ),
                 )),
@@ -114,37 +121,36 @@ impl ImageSource {
                 )),
             );
         }
-        let too_large = u32::try_from(width).is_err() || u32::try_from(height).is_err();
-        if too_large {
+        // The size is checked from the shape, before any copy: a broadcast view can
+        // describe far more pixels than memory holds.
+        let limits = kai_core::image::ImageLimits::from_env().unwrap_or_default();
+        let pixels = (width as u64).saturating_mul(height as u64);
+        if pixels > limits.max_pixels || u32::try_from(width.max(height)).is_err() {
             return raise(
                 py,
                 Err(kai_core::Error::invalid(
                     "image",
-                    format!("an array of shape {shape:?} is too large"),
+                    format!(
+                        "an array of shape {shape:?} has {pixels} pixels, more than the limit \
+                         of {} (KAI_MAX_IMAGE_PIXELS)",
+                        limits.max_pixels
+                    ),
                 )),
             );
         }
-        let data = array.as_array();
-        let standard = data.as_standard_layout();
-        let mut rgb = Vec::with_capacity(width * height * 3);
-        for pixel in standard.as_slice().unwrap_or(&[]).chunks_exact(channels) {
-            match channels {
-                1 => rgb.extend_from_slice(&[pixel[0]; 3]),
-                3 => rgb.extend_from_slice(pixel),
-                _ => {
-                    // Alpha over white, the same rule as decoding files.
-                    let alpha = u16::from(pixel[3]);
-                    for &c in &pixel[..3] {
-                        let over = (u16::from(c) * alpha + 255 * (255 - alpha) + 127) / 255;
-                        rgb.push(over as u8);
-                    }
-                }
-            }
-        }
+        // One copy into a contiguous buffer while the GIL is held; the conversion to RGB
+        // happens in `load`, with the GIL released.
+        let data = array
+            .as_array()
+            .as_standard_layout()
+            .into_owned()
+            .into_raw_vec_and_offset()
+            .0;
         Ok(ImageSource::Pixels {
             width: width as u32,
             height: height as u32,
-            rgb,
+            channels,
+            data,
         })
     }
 
@@ -153,7 +159,12 @@ impl ImageSource {
         match self {
             ImageSource::Path(path) => kai_core::image::open(&path, limits),
             ImageSource::Bytes(bytes) => kai_core::image::decode(&bytes, limits),
-            ImageSource::Pixels { width, height, rgb } => {
+            ImageSource::Pixels {
+                width,
+                height,
+                channels,
+                data,
+            } => {
                 let pixels = u64::from(width) * u64::from(height);
                 if pixels > limits.max_pixels {
                     return Err(kai_core::Error::invalid(
@@ -165,12 +176,33 @@ impl ImageSource {
                         ),
                     ));
                 }
+                let rgb = to_rgb(&data, channels);
                 RgbImage::from_raw(width, height, rgb).ok_or_else(|| {
                     kai_core::Error::Internal("pixel buffer does not match its size".into())
                 })
             }
         }
     }
+}
+
+/// Expands grey to RGB and composites RGBA over white, the same rule as decoding files.
+fn to_rgb(data: &[u8], channels: usize) -> Vec<u8> {
+    if channels == 3 {
+        return data.to_vec();
+    }
+    let mut rgb = Vec::with_capacity(data.len() / channels * 3);
+    for pixel in data.chunks_exact(channels) {
+        if channels == 1 {
+            rgb.extend_from_slice(&[pixel[0]; 3]);
+        } else {
+            let alpha = u16::from(pixel[3]);
+            for &c in &pixel[..3] {
+                let over = (u16::from(c) * alpha + 255 * (255 - alpha) + 127) / 255;
+                rgb.push(over as u8);
+            }
+        }
+    }
+    rgb
 }
 
 /// Reads one image or a list of images from Python.

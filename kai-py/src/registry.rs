@@ -220,7 +220,7 @@ impl Registry {
         let catalog = catalog.get();
         let resolution = detached(py, || {
             self.inner
-                .resolve_for_material(&catalog.lock(), material_id, set)
+                .resolve_for_material(&*catalog.lock()?, material_id, set)
         })?;
         json(py, &resolution)
     }
@@ -257,7 +257,7 @@ impl Registry {
         };
         let catalog = catalog.get();
         let suggestion = detached(py, || {
-            self.inner.suggest(&catalog.lock(), &target, &options)
+            self.inner.suggest(&*catalog.lock()?, &target, &options)
         })?;
         json(py, &suggestion)
     }

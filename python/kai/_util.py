@@ -43,3 +43,20 @@ def images_arg(images: Any) -> Any:
     if isinstance(images, (list, tuple)):
         return [image_arg(image) for image in images]
     return image_arg(images)
+
+
+def plain(value: Any) -> Any:
+    """Return numpy scalars (``np.float32(1.5)``, ``np.int64(3)``) as Python numbers.
+
+    Other values pass through, so the JSON encoder and the native module see the types
+    they accept.
+    """
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def check_progress(progress: Any) -> None:
+    """Raise :class:`TypeError` unless ``progress`` is ``None`` or callable."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable or None, got {type(progress).__name__}")

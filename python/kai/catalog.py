@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kai import _kai
-from kai._util import image_arg, snake, snake_keys
+from kai._util import check_progress, image_arg, plain, snake, snake_keys
 from kai.errors import InvalidInputError
 from kai.images import ImageLike, QualityReport
 
@@ -299,6 +299,7 @@ def _options_json(**options: Any) -> str | None:
     """Return the options that are set as JSON with camelCase keys, or ``None``."""
     chosen = {}
     for name, value in options.items():
+        value = plain(value)
         if value is None:
             continue
         # JSON has no NaN or infinity, so the core would reject the text, not the value.
@@ -395,6 +396,7 @@ class Catalog:
         kai.ConflictError
             When another process is writing to the store.
         """
+        check_progress(progress)
         report = self._native.import_folder(os.fspath(folder), progress)
         return ImportReport._from_json(json.loads(report))
 
@@ -419,6 +421,13 @@ class Catalog:
         every given condition; the type and tags are compared in lower case.
         ``top_k`` (1–1000) and ``offset`` page through the results.
         """
+        if weights:
+            unknown = set(weights) - {"keyword", "text", "image", "rank_constant"}
+            if unknown:
+                raise InvalidInputError(
+                    f"invalid weights: unknown keys {sorted(unknown)}; the keys are keyword, "
+                    "text, image and rank_constant"
+                )
         weights_json = _options_json(**weights) if weights else None
         hits = self._native.search(
             text,
@@ -578,6 +587,7 @@ class Catalog:
         ``progress`` is called as ``progress(done, total)`` after each batch of materials,
         as in :meth:`import_folder`.
         """
+        check_progress(progress)
         return self._native.reindex(progress)
 
     def __repr__(self) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kai import _kai
-from kai._util import image_arg, images_arg, snake_keys
+from kai._util import image_arg, images_arg, plain, snake_keys
 from kai.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ def assess_quality(
         )
     limits = dataclasses.asdict(thresholds) if thresholds is not None else {}
     limits.update(overrides)
+    limits = {name: plain(value) for name, value in limits.items()}
     for name, value in limits.items():
         # JSON has no NaN or infinity, so the core would reject the text, not the field.
         if isinstance(value, float) and not math.isfinite(value):

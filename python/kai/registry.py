@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from kai import _kai
+from kai._util import plain
 
 if TYPE_CHECKING:
     from kai.catalog import Catalog
@@ -447,7 +448,7 @@ class Registry:
             json.loads(
                 self._native.set(
                     name,
-                    dict(values),
+                    {key: plain(value) for key, value in values.items()},
                     scope=scope,
                     expect_version=expect_version,
                     author=author if author is not None else _default_author(),

@@ -492,3 +492,30 @@ def test_postgres_backend(tmp_path):
     assert len(catalog.list(collection=collection)) == 5
     # Records and vectors live in the database, not in the store folder.
     assert not (tmp_path / "store" / "kai.db").exists()
+
+
+def test_progress_callback_cannot_reenter_its_catalog(writable, imported):
+    _, _, folder = imported
+    seen = []
+
+    def progress(done, total):
+        try:
+            writable.get(SUBSET[0])
+        except kai.ConflictError as err:
+            seen.append(str(err))
+
+    writable.reindex(progress=progress)
+    assert seen, "the callback ran"
+    assert "progress callback" in seen[0]
+    # The catalog works again once the call has returned.
+    assert writable.get(SUBSET[0]) is not None
+    with pytest.raises(TypeError, match="progress must be a callable"):
+        writable.import_folder(folder, progress=5)
+
+
+def test_long_repeated_query_is_fast_and_unknown_weights_rejected(catalog):
+    hits = catalog.search("brick " * 200_000, top_k=3)
+    assert len(hits) <= 3
+    with pytest.raises(kai.InvalidInputError, match="bogus"):
+        catalog.search("brick", weights={"bogus": 1.0})
+    assert catalog.search("brick", top_k=np.int64(2)) is not None

@@ -287,3 +287,18 @@ def test_quality_is_assessed_on_io_bytes():
     buffer = io.BytesIO()
     open_image(JPEG).save(buffer, format="PNG")
     assert kai.assess_quality(buffer.getvalue()).width == open_image(JPEG).width
+
+
+def test_huge_broadcast_array_is_rejected_before_copying(image_embedder):
+    # 900 million pixels that take no memory as a numpy view.
+    huge = np.broadcast_to(np.uint8(7), (30000, 30000, 3))
+    with pytest.raises(kai.InvalidInputError, match="KAI_MAX_IMAGE_PIXELS"):
+        kai.assess_quality(huge)
+    with pytest.raises(kai.InvalidInputError, match="dtype float32"):
+        image_embedder.embed(np.zeros((8, 8, 3), dtype=np.float32))
+
+
+def test_numpy_scalars_are_accepted_as_thresholds():
+    photo = np.full((256, 256, 3), 128, dtype=np.uint8)
+    report = kai.assess_quality(photo, min_sharpness=np.float32(1.5), min_short_side=np.int64(64))
+    assert isinstance(report.score, float)

@@ -37,7 +37,9 @@ pub use search::{FusionWeights, MAX_TOP_K, SearchHit, SearchQuery};
 pub use source::{CatalogSource, MAX_CATALOG_FILE_BYTES, RecordError, read_catalog};
 pub use space::{SpaceKind, VectorSpace};
 pub use sqlite::SqliteStorage;
-pub use storage::{CatalogStorage, ExpectedVersion, MaterialFilter, MaterialVersion, NewImage};
+pub use storage::{
+    CatalogStorage, ExpectedVersion, MAX_QUERY_WORDS, MaterialFilter, MaterialVersion, NewImage,
+};
 pub use store::{Catalog, ImportReport, Progress, StoreOptions};
 
 use crate::error::{Error, Result};

@@ -120,10 +120,9 @@ impl SqliteStorage {
 /// Turns free text into an FTS5 query that matches any of its words, so punctuation in
 /// the user's text is never read as query syntax.
 fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{}\"", w.to_lowercase()))
+    let words: Vec<String> = super::storage::query_words(text)
+        .into_iter()
+        .map(|w| format!("\"{w}\""))
         .collect();
     (!words.is_empty()).then(|| words.join(" OR "))
 }

@@ -6,6 +6,29 @@ use serde::Serialize;
 use super::record::{Material, MaterialInput};
 use crate::error::Result;
 
+/// Most distinct words of a query that keyword search looks for; each is one OR term,
+/// and the engines' cost grows with the number of terms.
+pub const MAX_QUERY_WORDS: usize = 64;
+
+/// Returns the distinct lower-case words of `text` (runs of letters and digits), in order
+/// of first appearance, at most [`MAX_QUERY_WORDS`] of them.
+pub(crate) fn query_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
+        let word = word.to_lowercase();
+        if !words.contains(&word) {
+            words.push(word);
+            if words.len() == MAX_QUERY_WORDS {
+                break;
+            }
+        }
+    }
+    words
+}
+
 /// An image ready to be recorded: already copied into the store's images folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewImage {
@@ -179,5 +202,18 @@ pub trait CatalogStorage: Send {
     /// Returns every stored material, for re-embedding.
     fn all(&self) -> Result<Vec<Material>> {
         self.list(&MaterialFilter::default(), 0, usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_words_are_distinct_and_capped() {
+        assert_eq!(query_words("Brick, brick BRICK wall!"), ["brick", "wall"]);
+        let many: String = (0..500).map(|i| format!("w{i} ")).collect();
+        assert_eq!(query_words(&many).len(), MAX_QUERY_WORDS);
+        assert_eq!(query_words(&"brick ".repeat(200_000)), ["brick"]);
     }
 }

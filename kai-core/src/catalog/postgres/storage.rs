@@ -366,11 +366,7 @@ fn put_record(
 /// Turns free text into a `tsquery` that matches any of its words. Only letters and
 /// digits reach the query, so the user's punctuation is never read as query syntax.
 fn ts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+    let words = super::super::storage::query_words(text);
     (!words.is_empty()).then(|| words.join(" | "))
 }
 
