@@ -20,7 +20,7 @@ use crate::text::{model_store, open_device};
 #[pyclass(module = "kai._kai", frozen)]
 pub struct Catalog {
     pub inner: Mutex<kai_core::catalog::Catalog>,
-    /// The thread that holds `inner` (see [`thread_number`]), 0 when none does.
+    /// The thread that owns the lock of `inner` (see [`thread_number`]), 0 when none does.
     holder: AtomicU64,
     /// The store folder, kept outside the mutex so reading it never waits for a write.
     root: PathBuf,

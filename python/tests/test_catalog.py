@@ -358,7 +358,7 @@ def test_write_while_store_locked_is_conflict(writable):
     lock = open(writable.root / "write.lock", "a+")  # noqa: SIM115
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(kai.ConflictError, match="another kai process"):
+        with pytest.raises(kai.ConflictError, match="another writer"):
             writable.delete("dark-red-brick")
         # Reads do not take the write lock.
         assert writable.get("dark-red-brick") is not None

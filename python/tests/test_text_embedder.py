@@ -79,3 +79,10 @@ def test_single_text_gives_one_vector(embedder):
 def test_non_text_input_is_rejected(embedder):
     with pytest.raises(TypeError):
         embedder.embed([1, 2])
+
+
+def test_image_model_is_not_a_text_model():
+    if not any(m.name == "efficientnet-lite0" and m.ready for m in kai.list_models()):
+        pytest.skip("efficientnet-lite0 not fetched; run `python3 models/fetch.py`")
+    with pytest.raises(kai.InvalidInputError, match="not a text embedding model"):
+        kai.TextEmbedder("efficientnet-lite0")

@@ -108,7 +108,8 @@ impl WriteLock {
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Conflict(format!(
-                "another kai process is writing to the store {}; retry when it has finished",
+                "another writer (a kai process or another catalog handle) is writing to the store \
+                 {}; retry when it has finished",
                 root.display()
             ))),
             Err(std::fs::TryLockError::Error(err)) => Err(Error::io("cannot lock", &path, err)),

@@ -6,8 +6,8 @@ use serde::Serialize;
 use super::record::{Material, MaterialInput};
 use crate::error::Result;
 
-/// Most distinct words of a query that keyword search looks for; each is one OR term,
-/// and the engines' cost grows with the number of terms.
+/// Maximum number of distinct query words that keyword search looks for. Each becomes one
+/// OR term, and the engines' cost grows with the number of terms.
 pub const MAX_QUERY_WORDS: usize = 64;
 
 /// Returns the distinct lower-case words of `text` (runs of letters and digits), in order

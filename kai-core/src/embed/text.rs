@@ -79,6 +79,19 @@ impl TextEmbedder {
     pub fn load(folder: &ModelFolder, device: &Device) -> Result<Self> {
         let _span = tracing::info_span!("model_load", model = %folder.name).entered();
         let started = Instant::now();
+        if folder
+            .manifest
+            .as_ref()
+            .is_some_and(|m| m.task != crate::models::Task::TextEmbedding)
+        {
+            return Err(Error::invalid(
+                "model",
+                format!(
+                    "`{}` is not a text embedding model; load it as an image embedding model",
+                    folder.name
+                ),
+            ));
+        }
         let settings = TextModelSettings::read(folder)?;
         let tokenizer = load_tokenizer(folder, settings.max_sequence_length)?;
         let vocabulary = tokenizer.get_vocab_size(true);

@@ -550,7 +550,7 @@ fn second_writer_gets_a_conflict(backend: Backend) {
         held.lock().unwrap();
         let err = catalog.delete("red-brick").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-        assert!(err.to_string().contains("another kai process"), "{err}");
+        assert!(err.to_string().contains("another writer"), "{err}");
         assert!(catalog.get("red-brick").unwrap().is_some());
         held.unlock().unwrap();
     }
