@@ -10,7 +10,7 @@ use kai_core::catalog::{MaterialFilter, MaterialInput, Progress, SearchQuery, St
 use kai_core::recognize::{HeadSpec, RecognizeOptions};
 use pyo3::prelude::*;
 
-use crate::convert::{ImageSource, from_json, json};
+use crate::convert::{ImageSource, count, from_json, json};
 use crate::errors::detached;
 use crate::text::{model_store, open_device};
 
@@ -233,10 +233,12 @@ impl Catalog {
         material_type: Option<&str>,
         tags: Vec<String>,
         collection: Option<String>,
-        top_k: usize,
-        offset: usize,
+        top_k: i64,
+        offset: i64,
         weights: Option<&str>,
     ) -> PyResult<String> {
+        let top_k: usize = count(py, "top_k", top_k)?;
+        let offset: usize = count(py, "offset", offset)?;
         let source = image.map(ImageSource::extract).transpose()?;
         let weights = match weights {
             Some(text) => from_json(py, "weights", text)?,
@@ -295,9 +297,11 @@ impl Catalog {
         material_type: Option<&str>,
         collection: Option<String>,
         tags: Vec<String>,
-        offset: usize,
-        limit: usize,
+        offset: i64,
+        limit: i64,
     ) -> PyResult<String> {
+        let offset: usize = count(py, "offset", offset)?;
+        let limit: usize = count(py, "limit", limit)?;
         let filter = material_filter(material_type, collection, &tags);
         let materials = detached(py, || self.lock()?.list(&filter, offset, limit))?;
         json(py, &materials)

@@ -221,3 +221,18 @@ pub fn extract_images(value: &Bound<'_, PyAny>) -> PyResult<Vec<ImageSource>> {
     }
     Ok(vec![ImageSource::extract(value)?])
 }
+
+/// Converts a Python int argument to an unsigned count, raising `InvalidInputError`
+/// naming `name` for a negative or too large value (pyo3 alone would raise a bare
+/// `OverflowError`).
+pub fn count<T: TryFrom<i64>>(py: Python<'_>, name: &str, value: i64) -> PyResult<T> {
+    T::try_from(value).map_err(|_| {
+        crate::errors::to_py_error(
+            py,
+            &kai_core::Error::invalid(
+                name,
+                format!("must be a whole number of 0 or more, got {value}"),
+            ),
+        )
+    })
+}

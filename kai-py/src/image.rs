@@ -8,7 +8,7 @@ use kai_core::models::DEFAULT_IMAGE_MODEL;
 use numpy::PyArray2;
 use pyo3::prelude::*;
 
-use crate::convert::{ImageSource, extract_images, from_json, json, matrix};
+use crate::convert::{ImageSource, count, extract_images, from_json, json, matrix};
 use crate::errors::detached;
 use crate::text::{model_store, open_device};
 
@@ -34,14 +34,15 @@ impl ImageEmbedder {
     /// Loads a model by name or folder from `model_dir` (default `MODEL_DIR`, else the
     /// user cache folder) on `device` (default `KAI_DEVICE`, else auto).
     #[new]
-    #[pyo3(signature = (model = DEFAULT_IMAGE_MODEL, *, model_dir = None, device = None, batch_size = DEFAULT_IMAGE_BATCH_SIZE))]
+    #[pyo3(signature = (model = DEFAULT_IMAGE_MODEL, *, model_dir = None, device = None, batch_size = DEFAULT_IMAGE_BATCH_SIZE as i64))]
     fn new(
         py: Python<'_>,
         model: &str,
         model_dir: Option<PathBuf>,
         device: Option<&str>,
-        batch_size: usize,
+        batch_size: i64,
     ) -> PyResult<Self> {
+        let batch_size: usize = count(py, "batch_size", batch_size)?;
         let store = model_store(model_dir);
         let inner = detached(py, || {
             kai_core::ImageEmbedder::from_store(&store, model, &open_device(device)?)?
@@ -87,8 +88,9 @@ impl ImageEmbedder {
         &self,
         py: Python<'py>,
         images: &Bound<'py, PyAny>,
-        top_k: usize,
+        top_k: i64,
     ) -> PyResult<(Bound<'py, PyArray2<f32>>, String)> {
+        let top_k: usize = count(py, "top_k", top_k)?;
         let sources = extract_images(images)?;
         let output = detached(py, || {
             self.inner.embed_and_classify(&load_all(sources)?, top_k)

@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 
 use crate::catalog::Catalog;
-use crate::convert::{from_json, json};
+use crate::convert::{count, from_json, json};
 use crate::errors::{detached, raise};
 
 /// One result of `record_batch`: set name, scope, version, material id and metrics.
@@ -105,9 +105,10 @@ impl Registry {
         &self,
         py: Python<'_>,
         name: &str,
-        version: Option<u32>,
+        version: Option<i64>,
         scope: Option<&str>,
     ) -> PyResult<String> {
+        let version = version.map(|v| count(py, "version", v)).transpose()?;
         let set = detached(py, || self.inner.get(name, scope, version))?;
         json(py, &set)
     }
@@ -121,11 +122,14 @@ impl Registry {
         name: &str,
         values: BTreeMap<String, Bound<'_, PyAny>>,
         scope: Option<&str>,
-        expect_version: Option<u32>,
+        expect_version: Option<i64>,
         author: &str,
         note: &str,
     ) -> PyResult<String> {
         let changes = param_values(py, values)?;
+        let expect_version = expect_version
+            .map(|v| count(py, "expect_version", v))
+            .transpose()?;
         let options = write_options(expect_version, author, note);
         let set = detached(py, || self.inner.set(name, scope, &changes, &options))?;
         json(py, &set)
@@ -144,10 +148,11 @@ impl Registry {
         &self,
         py: Python<'_>,
         name: &str,
-        a: u32,
-        b: u32,
+        a: i64,
+        b: i64,
         scope: Option<&str>,
     ) -> PyResult<String> {
+        let (a, b) = (count(py, "a", a)?, count(py, "b", b)?);
         let changes = detached(py, || self.inner.diff(name, scope, a, b))?;
         json(py, &changes)
     }
@@ -159,12 +164,16 @@ impl Registry {
         &self,
         py: Python<'_>,
         name: &str,
-        to: u32,
+        to: i64,
         scope: Option<&str>,
-        expect_version: Option<u32>,
+        expect_version: Option<i64>,
         author: &str,
         note: &str,
     ) -> PyResult<String> {
+        let to = count(py, "to", to)?;
+        let expect_version = expect_version
+            .map(|v| count(py, "expect_version", v))
+            .transpose()?;
         let options = write_options(expect_version, author, note);
         let set = detached(py, || self.inner.rollback(name, scope, to, &options))?;
         json(py, &set)
@@ -180,8 +189,9 @@ impl Registry {
         material_id: &str,
         metrics: BTreeMap<String, f64>,
         scope: Option<&str>,
-        version: Option<u32>,
+        version: Option<i64>,
     ) -> PyResult<String> {
+        let version = version.map(|v| count(py, "version", v)).transpose()?;
         let record = detached(py, || {
             self.inner
                 .record(name, scope, version, material_id, &metrics)

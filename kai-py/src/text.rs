@@ -7,7 +7,7 @@ use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use crate::convert::matrix;
+use crate::convert::{count, matrix};
 use crate::errors::detached;
 
 /// Returns the model store of `model_dir`, else of `MODEL_DIR`.
@@ -39,14 +39,15 @@ impl TextEmbedder {
     /// Loads a model by name or folder from `model_dir` (default `MODEL_DIR`, else the
     /// user cache folder) on `device` (default `KAI_DEVICE`, else auto).
     #[new]
-    #[pyo3(signature = (model = kai_core::models::DEFAULT_TEXT_MODEL, *, model_dir = None, device = None, batch_size = kai_core::embed::DEFAULT_BATCH_SIZE))]
+    #[pyo3(signature = (model = kai_core::models::DEFAULT_TEXT_MODEL, *, model_dir = None, device = None, batch_size = kai_core::embed::DEFAULT_BATCH_SIZE as i64))]
     fn new(
         py: Python<'_>,
         model: &str,
         model_dir: Option<PathBuf>,
         device: Option<&str>,
-        batch_size: usize,
+        batch_size: i64,
     ) -> PyResult<Self> {
+        let batch_size: usize = count(py, "batch_size", batch_size)?;
         let store = model_store(model_dir);
         let inner = detached(py, || {
             kai_core::TextEmbedder::from_store(&store, model, &open_device(device)?)?

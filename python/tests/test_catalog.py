@@ -519,3 +519,17 @@ def test_long_repeated_query_is_fast_and_unknown_weights_rejected(catalog):
     with pytest.raises(kai.InvalidInputError, match="bogus"):
         catalog.search("brick", weights={"bogus": 1.0})
     assert catalog.search("brick", top_k=np.int64(2)) is not None
+
+
+def test_negative_counts_name_the_argument(catalog):
+    with pytest.raises(kai.InvalidInputError, match="top_k"):
+        catalog.search("brick", top_k=-1)
+    with pytest.raises(kai.InvalidInputError, match="limit"):
+        catalog.list(limit=-1)
+    with pytest.raises(kai.InvalidInputError, match="batch_size"):
+        kai.TextEmbedder(batch_size=-1)
+    registry = kai.Registry(catalog.root)
+    with pytest.raises(kai.InvalidInputError, match="version"):
+        registry.get("standard", version=-1)
+    with pytest.raises(kai.InvalidInputError, match="expect_version"):
+        registry.set("standard", {"recognition.top_k": 5}, expect_version=-2)
