@@ -11,9 +11,9 @@ meant for tests on one machine, never for deployments.
     python3 scripts/postgres.py stop
 
 `eval "$(python3 scripts/postgres.py start)"` sets the variable the tests read. The
-installation and the data folder live in KAI_CACHE_DIR (default ~/.cache/kai)/postgres;
-as root, in /var/tmp/kai-postgres, owned by a system user `kai-postgres`, because
-PostgreSQL refuses to run as root.
+installation and the data folder live in KAI_CACHE_DIR (default ~/.cache/kai)/postgres.
+As root they live in /var/tmp/kai-postgres, owned by a system user `kai-postgres`,
+because PostgreSQL rejects running as root.
 """
 
 from __future__ import annotations

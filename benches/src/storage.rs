@@ -8,8 +8,8 @@
 //! It prints a Markdown table with the PostgreSQL / SQLite ratios and writes the figures
 //! as JSON with `--json`.
 //!
-//! The PostgreSQL server comes from `--database-url` or `KAI_TEST_DATABASE_URL`
-//! (`eval "$(python3 scripts/postgres.py start)"` starts one); the benchmark creates a
+//! The PostgreSQL server comes from `--database-url` or `KAI_TEST_DATABASE_URL`, and
+//! `eval "$(python3 scripts/postgres.py start)"` starts one. The benchmark creates a
 //! database of its own there and drops it at the end.
 
 use std::collections::BTreeMap;

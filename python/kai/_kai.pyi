@@ -64,7 +64,7 @@ def default_quality_thresholds() -> str: ...
 def assess_quality(image: object, thresholds: str | None = None) -> str: ...
 
 class Catalog:
-    """A material catalog in a store folder or in PostgreSQL."""
+    """Material catalog in a store folder or in PostgreSQL."""
 
     def __init__(
         self,
@@ -131,7 +131,7 @@ def list_models(model_dir: str | PathLike[str] | None = None) -> str: ...
 def fetch_model(name: str, *, model_dir: str | PathLike[str] | None = None) -> str: ...
 
 class Registry:
-    """The parameter registry of a store folder, or of a PostgreSQL database."""
+    """Parameter registry of a store folder, or of a PostgreSQL database."""
 
     def __init__(
         self,

@@ -513,7 +513,7 @@ def test_progress_callback_cannot_reenter_its_catalog(writable, imported):
         writable.import_folder(folder, progress=5)
 
 
-def test_long_repeated_query_is_fast_and_unknown_weights_rejected(catalog):
+def test_search_long_query_and_weights(catalog):
     hits = catalog.search("brick " * 200_000, top_k=3)
     assert len(hits) <= 3
     with pytest.raises(kai.InvalidInputError, match="bogus"):

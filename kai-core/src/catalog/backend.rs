@@ -1,4 +1,4 @@
-//! Where a catalog's records and vectors are written. An embedded store writes records to
+//! The write path of a catalog's records and vectors. An embedded store writes records to
 //! its database and vectors to index files under the store's write lock. A PostgreSQL
 //! store writes both in one database transaction.
 

@@ -12,7 +12,7 @@ use super::store::{Catalog, content_hash};
 use super::write::MaterialWrite;
 use crate::error::{Error, Result};
 
-/// The most materials one [`Catalog::put_embedded`] call takes.
+/// Maximum number of materials in one [`Catalog::put_embedded`] call.
 pub const MAX_EMBEDDED_BATCH: usize = 10_000;
 
 /// A material with vectors that the caller computed, for [`Catalog::put_embedded`].
@@ -41,7 +41,7 @@ impl Catalog {
     ///
     /// Every record, image and vector is checked before anything is written, so invalid
     /// input leaves the catalog unchanged. Images are copied into the store like an
-    /// import copies them. On PostgreSQL the whole batch commits in one transaction; an
+    /// import copies them. On PostgreSQL the whole batch commits in one transaction. An
     /// embedded store commits each material in turn and rewrites its index files once at
     /// the end, so pass batches of a few thousand for speed.
     ///

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 /// cannot fill the disk.
 const MAX_EXTRACTED_BYTES: u64 = 4 << 30;
 
-/// What [`fetch`] did, in the shape of `kai models fetch --json`.
+/// The outcome of [`fetch`], in the shape of `kai models fetch --json`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FetchReport {

@@ -9,8 +9,8 @@ use postgres::{GenericClient, Row, Transaction};
 
 use super::schema::{ParamSpec, Schema};
 use super::set::{
-    NewResult, NewVersion, ParameterSet, RegistryDump, ResultRecord, SetSummary, VersionRef,
-    scope_of,
+    CopiedKeys, NewResult, NewVersion, ParameterSet, RegistryDump, ResultRecord, SetSummary,
+    VersionRef, copied_key, scope_of,
 };
 use super::storage::{BuildVersion, RegistryStorage};
 use crate::db::postgres::pg_error;
@@ -410,32 +410,24 @@ impl RegistryStorage for PgRegistry {
             )
             .map_err(|err| pg_error("cannot write the parameter schema", err))?;
         }
-        let mut keys = BTreeMap::new();
+        let mut keys = CopiedKeys::new();
         for set in &dump.versions {
-            let new = NewVersion {
-                values: set.values.clone(),
-                author: set.author.clone(),
-                note: set.note.clone(),
-                created_millis: set.created_millis,
-            };
+            let new = set.to_new_version();
             let scope = set.scope.as_deref().unwrap_or("");
             let pk = insert_version(&mut tx, &set.name, scope, set.version, &new)?;
             keys.insert((set.name.clone(), scope.to_owned(), set.version), pk);
         }
         for (result, recorded) in &dump.results {
-            let scope = result.scope.as_deref().unwrap_or("").to_owned();
-            let pk = keys
-                .get(&(result.set.clone(), scope, result.version))
-                .ok_or_else(|| {
-                    Error::Storage(format!(
-                        "a result references version {} of `{}`, which the copy lacks",
-                        result.version, result.set
-                    ))
-                })?;
+            let pk = copied_key(&keys, result)?;
             tx.execute(
                 "INSERT INTO parameter_results (set_pk, material_id, metrics, recorded_at)
                  VALUES ($1, $2, $3, $4)",
-                &[pk, &result.material_id, &encode(&result.metrics)?, recorded],
+                &[
+                    &pk,
+                    &result.material_id,
+                    &encode(&result.metrics)?,
+                    recorded,
+                ],
             )
             .map_err(|err| pg_error("cannot copy a result", err))?;
         }

@@ -62,6 +62,35 @@ pub struct NewVersion {
     pub created_millis: Millis,
 }
 
+impl ParameterSet {
+    /// Returns the version's contents for writing it again, as a copy between backends
+    /// does.
+    pub(crate) fn to_new_version(&self) -> NewVersion {
+        NewVersion {
+            values: self.values.clone(),
+            author: self.author.clone(),
+            note: self.note.clone(),
+            created_millis: self.created_millis,
+        }
+    }
+}
+
+/// The stored keys of set versions written by a copy, by name, stored scope and version.
+pub(crate) type CopiedKeys = BTreeMap<(String, String, u32), i64>;
+
+/// Returns the stored key of the set version that `result` refers to in a copy.
+pub(crate) fn copied_key(keys: &CopiedKeys, result: &ResultRecord) -> crate::Result<i64> {
+    let scope = result.scope.as_deref().unwrap_or("").to_owned();
+    keys.get(&(result.set.clone(), scope, result.version))
+        .copied()
+        .ok_or_else(|| {
+            crate::Error::Storage(format!(
+                "a result references version {} of `{}`, which the copy lacks",
+                result.version, result.set
+            ))
+        })
+}
+
 impl NewVersion {
     /// Returns the stored version `version` of the set `name` in `scope` (`""` for none).
     pub fn into_set(self, name: &str, scope: &str, version: u32) -> ParameterSet {

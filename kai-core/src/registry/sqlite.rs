@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 
 use super::schema::{ParamSpec, Schema};
 use super::set::{
-    NewResult, NewVersion, ParameterSet, RegistryDump, ResultRecord, SetSummary, VersionRef,
-    scope_of,
+    CopiedKeys, NewResult, NewVersion, ParameterSet, RegistryDump, ResultRecord, SetSummary,
+    VersionRef, copied_key, scope_of,
 };
 use super::storage::{BuildVersion, RegistryStorage};
 use crate::db::{Millis, SQLITE_MIGRATIONS, migrations::apply_sqlite, rfc3339};
@@ -466,28 +466,15 @@ impl RegistryStorage for SqliteRegistry {
             )
             .map_err(|err| sqlite_error("cannot write the parameter schema", err))?;
         }
-        let mut keys = BTreeMap::new();
+        let mut keys = CopiedKeys::new();
         for set in &dump.versions {
-            let new = NewVersion {
-                values: set.values.clone(),
-                author: set.author.clone(),
-                note: set.note.clone(),
-                created_millis: set.created_millis,
-            };
+            let new = set.to_new_version();
             let scope = set.scope.as_deref().unwrap_or("");
             let pk = insert_version(&tx, &set.name, scope, set.version, &new)?;
             keys.insert((set.name.clone(), scope.to_owned(), set.version), pk);
         }
         for (result, recorded) in &dump.results {
-            let scope = result.scope.as_deref().unwrap_or("").to_owned();
-            let pk = keys
-                .get(&(result.set.clone(), scope, result.version))
-                .ok_or_else(|| {
-                    Error::Storage(format!(
-                        "a result references version {} of `{}`, which the copy lacks",
-                        result.version, result.set
-                    ))
-                })?;
+            let pk = copied_key(&keys, result)?;
             let metrics = serde_json::to_string(&result.metrics)
                 .map_err(|err| Error::Internal(format!("cannot encode metrics: {err}")))?;
             tx.execute(

@@ -12,7 +12,7 @@ use crate::db::PgPool;
 use crate::db::postgres::pg_error;
 use crate::error::{Error, Result};
 
-/// What [`copy_to_postgres`] copied.
+/// The counts of what [`copy_to_postgres`] copied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CopyReport {

@@ -6,7 +6,7 @@
 //! several processes can write to one database. Writers of one material lock its row,
 //! so each write gets its own version in the history.
 //!
-//! The store folder still holds imported images (`images/`), the recognition calibration
+//! The store folder still contains imported images (`images/`), the recognition calibration
 //! (`calibration.json`) and trained heads (`heads/`).
 //! NOTE: a deployment with several machines needs that folder on shared storage.
 

@@ -288,8 +288,8 @@ pub(crate) fn reset_space(
     Ok(())
 }
 
-/// The fewest vectors of one batch for which a rebuild of the index is considered, so
-/// small writes never take the catalog's exclusive lock that a rebuild needs.
+/// Minimum number of vectors in one batch for a rebuild of the index to be considered,
+/// so small writes never take the catalog's exclusive lock that a rebuild needs.
 const MIN_REBUILD_BATCH: usize = 1000;
 
 /// Returns whether storing `count` more vectors is faster by rebuilding the space's
