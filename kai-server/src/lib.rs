@@ -1,6 +1,8 @@
-//! The kai application: the `kai` command line, and later the HTTP and MCP server.
+//! The kai application: the `kai` command line and the `kai-server` HTTP and Model Context
+//! Protocol server.
 //!
-//! Like the bindings, this crate contains no domain logic: it parses arguments, calls
-//! kai-core, and prints results or errors.
+//! Like the bindings, this crate contains no domain logic: it parses arguments and
+//! requests, calls kai-core, and returns results or errors.
 
 pub mod cli;
+pub mod server;

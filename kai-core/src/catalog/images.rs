@@ -43,16 +43,39 @@ pub fn load_image(path: &Path, limits: &ImageLimits) -> Result<LoadedImage> {
         ));
     }
     let bytes = std::fs::read(path).map_err(|err| Error::io("cannot read", path, err))?;
-    let named = |err: Error| Error::invalid("image", format!("{}: {err}", path.display()));
-    let pixels = decode(&bytes, limits).map_err(named)?;
-    let info = probe(&bytes).map_err(named)?;
-    let sha256 = to_hex(&Sha256::digest(&bytes));
-    Ok(LoadedImage {
-        bytes,
-        sha256,
-        pixels,
-        info,
-    })
+    LoadedImage::from_bytes(bytes, limits, &path.display().to_string())
+}
+
+impl LoadedImage {
+    /// Hashes and decodes encoded image bytes, checking them against `limits`; errors
+    /// name the image `name`, such as a file path or an upload's file name.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`Error::InvalidInput`] for bytes over the size limit and for empty,
+    /// corrupt or oversized images.
+    pub fn from_bytes(bytes: Vec<u8>, limits: &ImageLimits, name: &str) -> Result<Self> {
+        if bytes.len() as u64 > limits.max_encoded_bytes {
+            return Err(Error::invalid(
+                "image",
+                format!(
+                    "{name} is {} bytes, over the limit of {} (KAI_MAX_IMAGE_BYTES)",
+                    bytes.len(),
+                    limits.max_encoded_bytes
+                ),
+            ));
+        }
+        let named = |err: Error| Error::invalid("image", format!("{name}: {err}"));
+        let pixels = decode(&bytes, limits).map_err(named)?;
+        let info = probe(&bytes).map_err(named)?;
+        let sha256 = to_hex(&Sha256::digest(&bytes));
+        Ok(Self {
+            bytes,
+            sha256,
+            pixels,
+            info,
+        })
+    }
 }
 
 /// The folder that contains the store's image copies.

@@ -22,6 +22,7 @@ mod space;
 mod sqlite;
 mod storage;
 mod store;
+mod upload;
 mod write;
 
 use std::io::Write;
@@ -33,7 +34,7 @@ pub use postgres::{CopyReport, PgCatalogStorage, copy_to_postgres};
 pub use record::{
     ImageRef, MAX_DESCRIPTION_BYTES, MAX_FIELD_BYTES, MAX_IMAGES, MAX_TAGS, Material, MaterialInput,
 };
-pub use search::{FusionWeights, MAX_TOP_K, SearchHit, SearchQuery};
+pub use search::{FusionWeights, MAX_TOP_K, SearchHit, SearchQuery, SearchResults};
 pub use source::{CatalogSource, MAX_CATALOG_FILE_BYTES, RecordError, read_catalog};
 pub use space::{SpaceKind, VectorSpace};
 pub use sqlite::SqliteStorage;
@@ -41,6 +42,7 @@ pub use storage::{
     CatalogStorage, ExpectedVersion, MAX_QUERY_WORDS, MaterialFilter, MaterialVersion, NewImage,
 };
 pub use store::{Catalog, ImportReport, Progress, StoreOptions};
+pub use upload::UploadedImage;
 
 use crate::error::{Error, Result};
 /// Writes `bytes` to `path` so the file appears whole or not at all: a temporary file in

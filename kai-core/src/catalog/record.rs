@@ -19,6 +19,7 @@ pub const MAX_TAGS: usize = 64;
 pub const MAX_IMAGES: usize = 64;
 
 /// The fields of a material that a caller provides, as in `catalog.json`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MaterialInput {
@@ -49,6 +50,7 @@ pub struct MaterialInput {
 }
 
 /// One stored image of a material.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageRef {
@@ -66,6 +68,7 @@ pub struct ImageRef {
 }
 
 /// A stored material.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Material {

@@ -18,6 +18,7 @@ const CANDIDATES: usize = 200;
 pub const MAX_TOP_K: usize = 1000;
 
 /// How much each ranking counts in the fusion.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct FusionWeights {
@@ -86,6 +87,7 @@ pub struct SearchQuery {
 }
 
 /// One search result.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchHit {
@@ -125,6 +127,12 @@ impl Catalog {
             return Err(Error::invalid(
                 "top_k",
                 format!("must be between 1 and {MAX_TOP_K}, got {}", query.top_k),
+            ));
+        }
+        if query.offset.checked_add(query.top_k).is_none() {
+            return Err(Error::invalid(
+                "offset",
+                format!("{} is too large to page to", query.offset),
             ));
         }
         query.weights.validate()?;
@@ -195,6 +203,14 @@ impl Catalog {
             .take(query.top_k)
             .collect())
     }
+}
+
+/// A page of search results, the shape of `kai search --json`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchResults {
+    /// The results, best first.
+    pub results: Vec<SearchHit>,
 }
 
 fn hit(material: &Material, score: f32) -> SearchHit {

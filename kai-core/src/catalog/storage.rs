@@ -68,6 +68,7 @@ impl MaterialFilter {
 }
 
 /// One entry of a material's history.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MaterialVersion {

@@ -3,7 +3,7 @@
 //! index files in the folder or in pgvector tables next to the records.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest, Sha256};
 
@@ -23,7 +23,7 @@ use crate::embed::{ImageEmbedder, TextEmbedder};
 use crate::error::{Error, Result};
 use crate::image::{ImageLimits, RgbImage};
 use crate::index::{Filter, Metadata};
-use crate::models::{DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, ModelStore, to_hex};
+use crate::models::{DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, ModelCache, ModelStore, to_hex};
 use crate::recognize::calibration::Calibration;
 
 /// Records embedded per batch during an import.
@@ -130,8 +130,12 @@ pub struct Catalog {
     pub(crate) images: ImageFolder,
     pub(crate) image_space: VectorSpace,
     pub(crate) text_space: VectorSpace,
-    image_embedder: OnceLock<ImageEmbedder>,
-    text_embedder: OnceLock<TextEmbedder>,
+    image_embedder: OnceLock<Arc<ImageEmbedder>>,
+    text_embedder: OnceLock<Arc<TextEmbedder>>,
+    // When set, the embedders come from this shared cache on every use instead of the
+    // two cells above, so the process keeps one copy of each model and the cache's
+    // capacity covers the catalog's models too.
+    model_cache: Option<Arc<ModelCache>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -192,6 +196,7 @@ impl Catalog {
             text_space,
             image_embedder: OnceLock::new(),
             text_embedder: OnceLock::new(),
+            model_cache: None,
         })
     }
 
@@ -220,6 +225,7 @@ impl Catalog {
             text_space,
             image_embedder: OnceLock::new(),
             text_embedder: OnceLock::new(),
+            model_cache: None,
         })
     }
 
@@ -245,6 +251,7 @@ impl Catalog {
             text_space,
             image_embedder: OnceLock::new(),
             text_embedder: OnceLock::new(),
+            model_cache: None,
         })
     }
 
@@ -258,19 +265,63 @@ impl Catalog {
         self.options.database.as_ref()
     }
 
-    /// Returns the image embedder, loading it on first use.
-    pub fn image_embedder(&self) -> Result<&ImageEmbedder> {
+    /// Takes the embedders from `cache` from now on, instead of loading its own copies.
+    /// The cache must load from the catalog's model directory onto its device.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`Error::InvalidInput`] when the cache's model directory or device differ
+    /// from the catalog's, or when a configured model is a path, which the cache does not
+    /// load.
+    pub fn use_model_cache(&mut self, cache: Arc<ModelCache>) -> Result<()> {
         let o = &self.options;
+        if cache.store() != &o.models {
+            return Err(Error::invalid(
+                "model cache",
+                format!(
+                    "loads from {}, but the catalog's models are in {}",
+                    cache.store().root().display(),
+                    o.models.root().display()
+                ),
+            ));
+        }
+        if !cache.device().same_device(&o.device) {
+            return Err(Error::invalid(
+                "model cache",
+                "loads models onto another device than the catalog's",
+            ));
+        }
+        for model in [&o.image_model, &o.text_model] {
+            if model.contains(['/', '\\']) {
+                return Err(Error::invalid(
+                    "model cache",
+                    format!("cannot load the catalog's model `{model}`, which is a path"),
+                ));
+            }
+        }
+        self.model_cache = Some(cache);
+        Ok(())
+    }
+
+    /// Returns the image embedder, loading it on first use (or from the model cache).
+    pub fn image_embedder(&self) -> Result<Arc<ImageEmbedder>> {
+        let o = &self.options;
+        if let Some(cache) = &self.model_cache {
+            return cache.image(&o.image_model);
+        }
         loaded(&self.image_embedder, || {
-            ImageEmbedder::from_store(&o.models, &o.image_model, &o.device)
+            ImageEmbedder::from_store(&o.models, &o.image_model, &o.device).map(Arc::new)
         })
     }
 
-    /// Returns the text embedder, loading it on first use.
-    pub fn text_embedder(&self) -> Result<&TextEmbedder> {
+    /// Returns the text embedder, loading it on first use (or from the model cache).
+    pub fn text_embedder(&self) -> Result<Arc<TextEmbedder>> {
         let o = &self.options;
+        if let Some(cache) = &self.model_cache {
+            return cache.text(&o.text_model);
+        }
         loaded(&self.text_embedder, || {
-            TextEmbedder::from_store(&o.models, &o.text_model, &o.device)
+            TextEmbedder::from_store(&o.models, &o.text_model, &o.device).map(Arc::new)
         })
     }
 
@@ -403,7 +454,7 @@ impl Catalog {
     }
 
     /// Embeds a batch of records and stores each in its own transaction.
-    fn store_batch(
+    pub(super) fn store_batch(
         &mut self,
         batch: Vec<(MaterialInput, Vec<LoadedImage>, String)>,
         expected: ExpectedVersion,
@@ -515,12 +566,12 @@ impl Catalog {
 }
 
 /// Returns the value in `cell`, loading it first when the cell is empty.
-fn loaded<T>(cell: &OnceLock<T>, load: impl FnOnce() -> Result<T>) -> Result<&T> {
+fn loaded<T>(cell: &OnceLock<Arc<T>>, load: impl FnOnce() -> Result<Arc<T>>) -> Result<Arc<T>> {
     if let Some(value) = cell.get() {
-        return Ok(value);
+        return Ok(Arc::clone(value));
     }
     let value = load()?;
-    Ok(cell.get_or_init(|| value))
+    Ok(Arc::clone(cell.get_or_init(|| value)))
 }
 
 /// Returns the metadata the vector indexes filter on.

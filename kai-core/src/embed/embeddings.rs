@@ -1,5 +1,7 @@
 //! A batch of embedding vectors in one contiguous buffer.
 
+use crate::error::{Error, Result};
+
 /// Row-major `len() × dimension()` matrix of f32 vectors, one row per input, in input order.
 ///
 /// One contiguous buffer lets bindings hand the vectors to numpy or a `Float32Array`
@@ -62,6 +64,30 @@ impl Embeddings {
     pub fn to_vecs(&self) -> Vec<Vec<f32>> {
         self.iter().map(<[f32]>::to_vec).collect()
     }
+
+    /// Splits the rows into consecutive groups of `sizes` rows each, for a caller that
+    /// embedded the inputs of several requests in one call.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`Error::InvalidInput`] when the sizes do not add up to [`Embeddings::len`].
+    pub fn split(self, sizes: &[usize]) -> Result<Vec<Embeddings>> {
+        let total: usize = sizes.iter().sum();
+        if total != self.len() {
+            return Err(Error::invalid(
+                "sizes",
+                format!("add up to {total} rows, but there are {}", self.len()),
+            ));
+        }
+        let mut rest = self.data.as_slice();
+        let mut groups = Vec::with_capacity(sizes.len());
+        for size in sizes {
+            let (group, tail) = rest.split_at(size * self.dimension);
+            groups.push(Embeddings::new(self.dimension, group.to_vec()));
+            rest = tail;
+        }
+        Ok(groups)
+    }
 }
 
 impl<'a> IntoIterator for &'a Embeddings {
@@ -104,6 +130,19 @@ mod tests {
         assert_eq!(e.get(2), None);
         assert_eq!(e.get(usize::MAX / 2), None);
         assert_eq!(e.to_vecs(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+    }
+
+    #[test]
+    fn split_keeps_row_order() {
+        let e = Embeddings::new(2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let groups = e.clone().split(&[1, 0, 2]).unwrap();
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[0].to_vecs(), vec![vec![1.0, 2.0]]);
+        assert!(groups[1].is_empty());
+        assert_eq!(groups[1].dimension(), 2);
+        assert_eq!(groups[2].to_vecs(), vec![vec![3.0, 4.0], vec![5.0, 6.0]]);
+        let err = e.split(&[1, 1]).unwrap_err();
+        assert!(err.to_string().contains("add up to 2 rows"), "{err}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub const MAX_IMAGE_BATCH_SIZE: usize = 128;
 
 /// One class of a classifier's top-k, with its softmax probability.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Prediction {
     /// The class index in the classifier's output.
     #[serde(skip)]

@@ -21,6 +21,7 @@ const WORKING_SIDE: usize = 1024;
 /// configuration file can set only the limits it changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QualityThresholds {
     /// Minimum variance of the Laplacian of luma (0–255 scale), measured with the longer
     /// side scaled to at most 1024 px. A photo below it is `blurry`.
@@ -145,6 +146,7 @@ fn check_range(name: &str, value: f32, min: f32, max: f32) -> Result<()> {
 /// A reason why a photo failed [`assess`], serialized as its snake_case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum QualityIssue {
     /// Sharpness below `min_sharpness`.
     Blurry,
@@ -183,6 +185,7 @@ impl std::fmt::Display for QualityIssue {
 /// The measurements of one photo and the verdict of [`assess`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QualityReport {
     /// Width of the assessed image in pixels.
     pub width: u32,

@@ -1,15 +1,18 @@
-//! Models: manifests, the model directory, fetching and checksum verification.
+//! Models: manifests, the model directory, fetching, checksum verification and an LRU
+//! cache of loaded models ([`ModelCache`]).
 //!
 //! A model lives in `MODEL_DIR/<name>/` as a Hugging Face-style folder (config.json,
 //! model.safetensors, tokenizer.json, …). Models with a built-in [`Manifest`] are fetched
 //! by [`fetch`] and verified against their checksums on every load; any other folder with
 //! the required files loads unverified.
 
+mod cache;
 mod fetch;
 mod manifest;
 mod pth;
 mod store;
 
+pub use cache::{CacheEvent, CacheObserver, LoadedModel, LoadedModelInfo, ModelCache, task_name};
 pub use fetch::{FetchOptions, FetchReport, fetch};
 pub use manifest::{
     ImageSection, Interpolation, Manifest, ModelFile, Pooling, Preprocess, Source, Task,

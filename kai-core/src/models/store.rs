@@ -60,6 +60,7 @@ pub struct ModelEntry {
 /// Python package): plain strings and numbers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelSummary {
     /// The model name.
     pub name: String,

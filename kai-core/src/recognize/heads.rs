@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 const STEPS: usize = 300;
 
 /// The target of a head.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeadSpec {
@@ -34,6 +35,7 @@ pub struct HeadSpec {
 }
 
 /// A head's manifest, `head.json`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeadManifest {

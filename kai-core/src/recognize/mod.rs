@@ -4,20 +4,21 @@
 //! nearest images give the top-k materials, and their material types vote for the class.
 //! A softmax turns the vote into confidences, with a temperature fitted on held-out
 //! catalog images ([`calibration`]). A text hint, when given, joins the material ranking.
+//! [`Catalog::recognize_batch`] embeds several photos in one forward pass.
 
+mod batch;
 pub mod calibration;
 mod heads;
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::catalog::{Catalog, Material};
 use crate::error::{Error, Result};
-use crate::image::{QualityReport, QualityThresholds, RgbImage, assess};
+use crate::image::QualityReport;
 use crate::index::Hit;
-use calibration::{Calibration, Sample, softmax};
+use calibration::{Calibration, Sample};
 pub use heads::{Head, HeadManifest, HeadSpec};
 
 /// The domain whose head, when trained, gives the material-type confidences.
@@ -83,6 +84,7 @@ impl RecognizeOptions {
 /// A catalog material that matches the photo.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MaterialMatch {
     /// The material id.
     pub id: String,
@@ -98,6 +100,7 @@ pub struct MaterialMatch {
 /// A material type with the calibrated probability that the photo shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClassConfidence {
     /// The material type.
     pub material_type: String,
@@ -108,6 +111,7 @@ pub struct ClassConfidence {
 /// The result of recognizing one photo.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recognition {
     /// The best-matching materials, best first.
     pub materials: Vec<MaterialMatch>,
@@ -118,7 +122,8 @@ pub struct Recognition {
     /// The source of `classes`: `head` (the `material-type` head) or `neighbours` (the
     /// calibrated vote of the nearest catalog images).
     pub classified_by: &'static str,
-    /// Wall time of the recognition, in milliseconds.
+    /// Wall time of the recognition, in milliseconds. In a batch it is the time of the
+    /// steps shared by the batch (the forward pass) plus this photo's own steps.
     pub processing_time_ms: f64,
     /// The photo's quality report; its reasons are informative, not a rejection.
     pub quality: QualityReport,
@@ -142,120 +147,8 @@ pub(crate) fn class_scores(hits: &[(f32, String)], classes: &[String]) -> Vec<f3
 }
 
 impl Catalog {
-    /// Recognizes the material in `image`.
-    ///
-    /// # Errors
-    ///
-    /// Returns [`Error::InvalidInput`] for a photo below the minimum resolution or invalid
-    /// options, and [`Error::NotFound`] when the catalog has no images to compare with.
-    pub fn recognize(&self, image: &RgbImage, options: &RecognizeOptions) -> Result<Recognition> {
-        options.validate()?;
-        // Models load once per catalog; the processing time covers the recognition only.
-        self.image_embedder()?;
-        if options.hint.is_some() {
-            self.text_embedder()?;
-        }
-        let started = Instant::now();
-        let short_side = image.width().min(image.height());
-        if short_side < options.min_resolution {
-            return Err(Error::invalid(
-                "image",
-                format!(
-                    "is {}×{} pixels; recognition needs at least {} pixels on the shorter side",
-                    image.width(),
-                    image.height(),
-                    options.min_resolution
-                ),
-            ));
-        }
-        if self.image_index().is_empty()? {
-            return Err(Error::NotFound {
-                what: "catalog image",
-                name: self.root().display().to_string(),
-                hint: " (the catalog has no images; import one with `kai import DIR`)".into(),
-            });
-        }
-        let quality = assess(image, &QualityThresholds::default())?;
-        let vector = self.image_embedder()?.embed(std::slice::from_ref(image))?;
-        let hits = self
-            .image_index()
-            .search(vector.as_slice(), NEIGHBOURS, None)?;
-        let neighbours = self.neighbour_materials(&hits)?;
-
-        // Best similarity per material, then the optional text hint.
-        let mut best: Vec<(Material, f32)> = Vec::new();
-        for (material, score) in &neighbours {
-            match best.iter_mut().find(|(m, _)| m.key == material.key) {
-                Some(entry) => entry.1 = entry.1.max(*score),
-                None => best.push((material.clone(), *score)),
-            }
-        }
-        if let Some(hint) = options
-            .hint
-            .as_deref()
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-        {
-            let query = self.text_embedder()?.embed(&[hint])?;
-            for (material, score) in &mut best {
-                if let Some(text) = self.text_index().get(material.key)? {
-                    let similarity: f32 =
-                        text.iter().zip(query.as_slice()).map(|(a, b)| a * b).sum();
-                    *score =
-                        (1.0 - options.hint_weight) * *score + options.hint_weight * similarity;
-                }
-            }
-        }
-        best.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let nearest = neighbours.first().map_or(-1.0, |n| n.1);
-
-        let (classes, confidences, classified_by) = match self.head(MATERIAL_TYPE_DOMAIN)? {
-            Some(head) => {
-                let probabilities = head.classify(vector.as_slice())?;
-                (head.manifest.classes, probabilities, "head")
-            }
-            None => {
-                let classes = self.material_types()?;
-                let typed: Vec<(f32, String)> = neighbours
-                    .iter()
-                    .map(|(m, s)| (*s, m.material_type.clone()))
-                    .collect();
-                let calibration = self.calibration()?;
-                let confidences = softmax(&class_scores(&typed, &classes), calibration.temperature);
-                (classes, confidences, "neighbours")
-            }
-        };
-        let mut classes: Vec<ClassConfidence> = classes
-            .into_iter()
-            .zip(confidences)
-            .map(|(material_type, confidence)| ClassConfidence {
-                material_type,
-                confidence,
-            })
-            .collect();
-        classes.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
-
-        Ok(Recognition {
-            materials: best
-                .into_iter()
-                .take(options.top_k)
-                .map(|(m, score)| MaterialMatch {
-                    id: m.id,
-                    name: m.name,
-                    material_type: m.material_type,
-                    score,
-                })
-                .collect(),
-            classes,
-            unknown: nearest < options.unknown_threshold,
-            classified_by,
-            processing_time_ms: started.elapsed().as_secs_f64() * 1e3,
-            quality,
-        })
-    }
-
     /// Returns the material of each hit, in hit order, with the hit's similarity.
-    fn neighbour_materials(&self, hits: &[Hit]) -> Result<Vec<(Material, f32)>> {
+    pub(crate) fn neighbour_materials(&self, hits: &[Hit]) -> Result<Vec<(Material, f32)>> {
         let mut cache: HashMap<u64, Option<Material>> = HashMap::new();
         let mut out = Vec::new();
         for hit in hits {

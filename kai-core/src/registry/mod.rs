@@ -137,6 +137,7 @@ impl WriteOptions {
 }
 
 /// The set version that applies to a material or scope, and how it was found.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Resolution {
@@ -150,6 +151,10 @@ pub struct Resolution {
     /// The version used.
     pub version: u32,
     /// Every parameter's value.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = std::collections::BTreeMap<String, ParamValue>)
+    )]
     pub values: Values,
     /// The scopes tried, in order, before the unscoped set.
     pub tried: Vec<String>,
@@ -158,6 +163,7 @@ pub struct Resolution {
 }
 
 /// The outcome of a purge.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PurgeReport {
@@ -168,6 +174,7 @@ pub struct PurgeReport {
 }
 
 /// The outcome of applying a schema.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SchemaReport {

@@ -18,6 +18,7 @@ pub const MAX_PARAMETERS: usize = 1000;
 pub const MAX_SCHEMA_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The type of a parameter.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ParamType {
@@ -59,6 +60,7 @@ impl ParamType {
 }
 
 /// A parameter value. In JSON it is the plain value: `0.3`, `5`, `true`, `"fast"`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ParamValue {
@@ -119,6 +121,7 @@ impl ParamValue {
 }
 
 /// The definition of one parameter.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParamSpec {
@@ -293,6 +296,7 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
 }
 
 /// A set of parameter definitions, by parameter name.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schema {

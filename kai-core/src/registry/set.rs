@@ -11,6 +11,7 @@ use crate::db::Millis;
 pub type Values = BTreeMap<String, ParamValue>;
 
 /// One immutable version of a parameter set.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ParameterSet {
@@ -21,6 +22,10 @@ pub struct ParameterSet {
     /// The version, counting from 1 per name and scope.
     pub version: u32,
     /// Every parameter's value.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = std::collections::BTreeMap<String, ParamValue>)
+    )]
     pub values: Values,
     /// The author of the version.
     pub author: String,
@@ -34,6 +39,7 @@ pub struct ParameterSet {
 }
 
 /// The current state of one set, for listings.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SetSummary {
@@ -108,6 +114,7 @@ impl NewVersion {
 }
 
 /// One parameter whose value differs between two versions.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValueChange {
@@ -136,6 +143,7 @@ pub fn diff(a: &Values, b: &Values) -> Vec<ValueChange> {
 }
 
 /// The metrics that a set version achieved on one material.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResultRecord {
@@ -165,6 +173,7 @@ pub struct NewResult {
 }
 
 /// A set version identified by name, scope and version.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionRef {

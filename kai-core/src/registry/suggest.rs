@@ -45,6 +45,7 @@ impl Default for SuggestOptions {
 }
 
 /// One result that supports a suggestion.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Evidence {
@@ -59,6 +60,7 @@ pub struct Evidence {
 }
 
 /// A suggested set version, or the default set when no evidence qualified.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Suggestion {
@@ -77,6 +79,10 @@ pub struct Suggestion {
     /// first, at most 50.
     pub evidence: Vec<Evidence>,
     /// The values of the suggested version.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = std::collections::BTreeMap<String, super::ParamValue>)
+    )]
     pub values: super::Values,
 }
 

@@ -5,6 +5,7 @@
 mod catalog;
 mod catalog_bulk;
 mod catalog_postgres;
+mod catalog_upload;
 mod common;
 mod db;
 mod device;
@@ -14,5 +15,6 @@ mod image_embedding;
 mod image_quality;
 mod index;
 mod model_folders;
+mod recognize_batch;
 mod registry;
 mod text_embedding;

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use kai_core::Error;
 use kai_core::catalog::{
-    Catalog, MaterialFilter, MaterialInput, Progress, SearchQuery, StoreOptions,
+    Catalog, MaterialFilter, MaterialInput, Progress, SearchQuery, SearchResults, StoreOptions,
 };
 use kai_core::image::{ImageLimits, open};
 use kai_core::recognize::{HeadSpec, RecognizeOptions};
@@ -358,11 +358,7 @@ pub fn run_search(cli: &Cli, args: &SearchArgs) -> Result<(), Error> {
     };
     let results = catalog.search(&query)?;
     if args.json {
-        #[derive(Serialize)]
-        struct Output<'a> {
-            results: &'a [kai_core::catalog::SearchHit],
-        }
-        return print_json(&Output { results: &results });
+        return print_json(&SearchResults { results });
     }
     emit(format_args!(
         "{:<4} {:<24} {:<32} {:<12} {:>7}",

@@ -11,7 +11,6 @@ use kai_core::registry::{
     ParameterSet, Registry, RegistrySettings, Schema, SuggestOptions, SuggestTarget, Values,
     WriteOptions,
 };
-use serde::Serialize;
 
 use super::catalog::{StoreArg, open_existing};
 use super::{Cli, emit, print_json};
@@ -222,31 +221,6 @@ fn write_options(writer: &Writer) -> WriteOptions {
     }
 }
 
-/// The JSON shape of `kai params show`: the version and every value.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Shown<'a> {
-    name: &'a str,
-    version: u32,
-    scope: Option<&'a str>,
-    values: &'a Values,
-    author: &'a str,
-    note: &'a str,
-    created_at: &'a str,
-}
-
-fn shown(set: &ParameterSet) -> Shown<'_> {
-    Shown {
-        name: &set.name,
-        version: set.version,
-        scope: set.scope.as_deref(),
-        values: &set.values,
-        author: &set.author,
-        note: &set.note,
-        created_at: &set.created_at,
-    }
-}
-
 fn scope_text(scope: Option<&str>) -> String {
     scope.map(|s| format!(" (scope {s})")).unwrap_or_default()
 }
@@ -261,7 +235,7 @@ fn note_text(note: &str) -> String {
 
 fn print_set(set: &ParameterSet, json: bool) -> Result<(), Error> {
     if json {
-        return print_json(&shown(set));
+        return print_json(set);
     }
     emit(format!(
         "{} version {}{} by {} at {}{}",
@@ -355,8 +329,7 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
         } => {
             let history = open_registry(&common.store, false)?.history(name, scope.as_deref())?;
             if common.json {
-                let shown: Vec<Shown<'_>> = history.iter().map(shown).collect();
-                return print_json(&shown);
+                return print_json(&history);
             }
             for set in &history {
                 emit(format!(

@@ -1,0 +1,546 @@
+//! `/api/materials`: the catalog's records (list, read, create, replace, delete, history)
+//! and hybrid search by text, photo or both.
+//!
+//! Bodies have the shapes of `kai materials … --json` and `kai search --json`. Writes take
+//! either a JSON record as in `catalog.json` or `multipart/form-data` with the record in
+//! the field `record` and the photos as `image` file parts.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use kai_core::Error;
+use kai_core::catalog::{
+    FusionWeights, MAX_IMAGES, MAX_TOP_K, Material, MaterialFilter, MaterialInput, MaterialVersion,
+    SearchQuery, SearchResults, UploadedImage,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{
+    ApiPath, JsonOrMultipart, Part, QueryParams, check_part_names, etag, expected_version,
+    parse_json, read_parts,
+};
+use crate::server::AppState;
+use crate::server::error::{ApiError, ApiResult, ErrorBody};
+use crate::server::state::blocking;
+
+/// Materials a listing returns when the request names no `limit`.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Most materials one listing returns.
+pub const MAX_LIMIT: usize = 1000;
+/// Search results returned when the request names no `topK`, as `kai search` does.
+pub const DEFAULT_TOP_K: usize = 10;
+
+/// Returns the material routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_materials, create_material))
+        .routes(routes!(get_material, replace_material, delete_material))
+        .routes(routes!(material_history))
+        .routes(routes!(search_materials))
+}
+
+/// The multipart form of a material write; documents the request, never parsed.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct MaterialUpload {
+    /// The record as JSON, as in `catalog.json`. Its `images` lists stored images to
+    /// keep (replace only) and must otherwise be empty.
+    #[schema(value_type = MaterialInput)]
+    record: String,
+    /// The photos, one file part each, stored after the kept images in the order sent.
+    #[schema(value_type = Vec<String>, format = Binary, required = false)]
+    image: Vec<Vec<u8>>,
+}
+
+/// A catalog search, the options of `kai search`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SearchRequest {
+    /// Words and meaning to look for; optional when a photo is sent.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Only materials of this type.
+    #[serde(default)]
+    pub material_type: Option<String>,
+    /// Only materials that have every one of these tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Only materials of this collection.
+    #[serde(default)]
+    pub collection: Option<String>,
+    /// Results per page, 1 to 1000 (default 10).
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// Results skipped, for paging.
+    #[serde(default)]
+    pub offset: usize,
+    /// How much keyword, text and image similarity count.
+    #[serde(default)]
+    pub weights: Option<FusionWeights>,
+}
+
+fn default_top_k() -> usize {
+    DEFAULT_TOP_K
+}
+
+/// The multipart form of a search by photo; documents the request, never parsed.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct SearchUpload {
+    /// The photo to find similar materials to.
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    /// Words to look for as well.
+    query: Option<String>,
+    /// Only materials of this type.
+    material_type: Option<String>,
+    /// Only materials with this tag; repeat the field for several.
+    tag: Option<String>,
+    /// Only materials of this collection.
+    collection: Option<String>,
+    /// Results per page, 1 to 1000 (default 10).
+    top_k: Option<usize>,
+    /// Results skipped, for paging.
+    offset: Option<usize>,
+}
+
+/// Lists materials in id order, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/materials",
+    tag = "materials",
+    params(
+        ("type" = Option<String>, Query, description = "Only materials of this type"),
+        ("collection" = Option<String>, Query, description = "Only materials of this collection"),
+        ("tag" = Option<Vec<String>>, Query, description = "Only materials with this tag; repeat for several"),
+        ("offset" = Option<usize>, Query, description = "Materials skipped (default 0)"),
+        ("limit" = Option<usize>, Query, description = "Materials returned, 1 to 1000 (default 100); a shorter page is the last"),
+    ),
+    responses(
+        (status = 200, description = "The page of materials", body = Vec<Material>),
+        (status = 400, description = "An invalid query parameter", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody),
+    )
+)]
+async fn list_materials(
+    State(state): State<AppState>,
+    params: QueryParams,
+) -> ApiResult<Json<Vec<Material>>> {
+    params.only(&["type", "collection", "tag", "offset", "limit"])?;
+    let filter = MaterialFilter {
+        material_type: params.text("type")?.map(|t| t.to_lowercase()),
+        collection_id: params.text("collection")?,
+        tags: params.all("tag").iter().map(|t| t.to_lowercase()).collect(),
+    };
+    let offset = params.number::<usize>("offset")?.unwrap_or(0);
+    let limit = params.number::<usize>("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::invalid(
+            "query parameter limit",
+            format!("must be between 1 and {MAX_LIMIT}, got {limit}"),
+        ));
+    }
+    let materials = blocking(move || state.catalog().list(&filter, offset, limit)).await?;
+    Ok(Json(materials))
+}
+
+/// Returns one material; its `ETag` is its version, for `If-Match` on a later write.
+#[utoipa::path(
+    get,
+    path = "/api/materials/{id}",
+    tag = "materials",
+    params(("id" = String, Path, description = "The material id")),
+    responses(
+        (status = 200, description = "The material", body = Material,
+            headers(("ETag" = String, description = "The version, quoted"))),
+        (status = 404, description = "No material has the id", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody),
+    )
+)]
+async fn get_material(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<(HeaderMap, Json<Material>)> {
+    let material = blocking(move || {
+        let material = state.catalog().get(&id)?;
+        material.ok_or_else(|| not_found(&id))
+    })
+    .await?;
+    Ok(versioned(material))
+}
+
+/// Creates a material from a JSON record or a multipart upload with photos.
+#[utoipa::path(
+    post,
+    path = "/api/materials",
+    tag = "materials",
+    request_body(
+        description = "A record as in catalog.json (its `images` must be empty), or a \
+                       multipart form with the record and its photos",
+        content(
+            (MaterialInput = "application/json"),
+            (MaterialUpload = "multipart/form-data"),
+        )
+    ),
+    responses(
+        (status = 201, description = "The stored material", body = Material,
+            headers(
+                ("Location" = String, description = "The material's URL"),
+                ("ETag" = String, description = "The version, quoted"),
+            )),
+        (status = 400, description = "An invalid field or image", body = ErrorBody),
+        (status = 409, description = "A material with the id exists", body = ErrorBody),
+        (status = 413, description = "The body or an image is over its size limit", body = ErrorBody),
+        (status = 415, description = "The body is neither JSON nor multipart", body = ErrorBody),
+        (status = 422, description = "The JSON does not match the record's shape", body = ErrorBody),
+        (status = 503, description = "A model is missing or the store failed", body = ErrorBody),
+    )
+)]
+async fn create_material(
+    State(state): State<AppState>,
+    body: JsonOrMultipart,
+) -> ApiResult<(StatusCode, HeaderMap, Json<Material>)> {
+    let (record, uploads) = match body {
+        JsonOrMultipart::Json(bytes) => {
+            (parse_json::<MaterialInput>("record", &bytes)?, Vec::new())
+        }
+        JsonOrMultipart::Multipart(multipart) => {
+            let parts = read_parts(multipart, MAX_IMAGES + 1).await?;
+            let (record, uploads) = record_and_images(&parts)?;
+            (
+                parse_json::<MaterialInput>("multipart field record", record)?,
+                uploads,
+            )
+        }
+    };
+    let material = blocking(move || state.catalog().create_uploaded(&record, &uploads)).await?;
+    let (mut headers, body) = versioned(material);
+    if let Ok(location) = HeaderValue::try_from(format!("/api/materials/{}", body.id)) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok((StatusCode::CREATED, headers, body))
+}
+
+/// Replaces a material's fields, and its photos when the request sends or lists them.
+#[utoipa::path(
+    put,
+    path = "/api/materials/{id}",
+    tag = "materials",
+    params(
+        ("id" = String, Path, description = "The material id"),
+        ("expectVersion" = Option<u32>, Query,
+            description = "Fail with 409 unless the material is at this version"),
+        ("If-Match" = Option<String>, Header,
+            description = "The ETag of the version the change was made to, as expectVersion"),
+    ),
+    request_body(
+        description = "The new record (its `id` may be left out). `images` lists the stored \
+                       images to keep by path; uploaded photos follow them. With neither, the \
+                       material keeps its photos",
+        content(
+            (MaterialInput = "application/json"),
+            (MaterialUpload = "multipart/form-data"),
+        )
+    ),
+    responses(
+        (status = 200, description = "The stored material", body = Material,
+            headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "An invalid field or image, or an id that differs from the path", body = ErrorBody),
+        (status = 404, description = "No material has the id", body = ErrorBody),
+        (status = 409, description = "The material is at another version", body = ErrorBody),
+        (status = 413, description = "The body or an image is over its size limit", body = ErrorBody),
+        (status = 415, description = "The body is neither JSON nor multipart", body = ErrorBody),
+        (status = 422, description = "The JSON does not match the record's shape", body = ErrorBody),
+        (status = 503, description = "A model is missing or the store failed", body = ErrorBody),
+    )
+)]
+async fn replace_material(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    params: QueryParams,
+    body: JsonOrMultipart,
+) -> ApiResult<(HeaderMap, Json<Material>)> {
+    params.only(&["expectVersion"])?;
+    let expected = expected_version(&headers, params.number::<u32>("expectVersion")?)?;
+    let (record, uploads) = match body {
+        JsonOrMultipart::Json(bytes) => (record_for(&id, "record", &bytes)?, Vec::new()),
+        JsonOrMultipart::Multipart(multipart) => {
+            let parts = read_parts(multipart, MAX_IMAGES + 1).await?;
+            let (record, uploads) = record_and_images(&parts)?;
+            (record_for(&id, "multipart field record", record)?, uploads)
+        }
+    };
+    let material = blocking(move || {
+        state
+            .catalog()
+            .replace_uploaded(&record, &uploads, expected)
+    })
+    .await?;
+    Ok(versioned(material))
+}
+
+/// Deletes a material with its vectors; its history is kept.
+#[utoipa::path(
+    delete,
+    path = "/api/materials/{id}",
+    tag = "materials",
+    params(("id" = String, Path, description = "The material id")),
+    responses(
+        (status = 204, description = "The material was deleted"),
+        (status = 404, description = "No material has the id", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody),
+    )
+)]
+async fn delete_material(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    blocking(move || {
+        if state.catalog().delete(&id)? {
+            Ok(())
+        } else {
+            Err(not_found(&id))
+        }
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Returns every version of a material, oldest first, deleted materials included.
+#[utoipa::path(
+    get,
+    path = "/api/materials/{id}/history",
+    tag = "materials",
+    params(("id" = String, Path, description = "The material id")),
+    responses(
+        (status = 200, description = "The versions, oldest first", body = Vec<MaterialVersion>),
+        (status = 404, description = "No material ever had the id", body = ErrorBody),
+        (status = 503, description = "The store failed", body = ErrorBody),
+    )
+)]
+async fn material_history(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Vec<MaterialVersion>>> {
+    let history = blocking(move || {
+        let history = state.catalog().history(&id)?;
+        if history.is_empty() {
+            return Err(not_found(&id));
+        }
+        Ok(history)
+    })
+    .await?;
+    Ok(Json(history))
+}
+
+/// Searches the catalog by text, by photo, or both, as `kai search` does.
+#[utoipa::path(
+    post,
+    path = "/api/materials/search",
+    tag = "materials",
+    request_body(
+        description = "A JSON query, or a multipart form with the photo in `image` and the \
+                       other options as text fields",
+        content(
+            (SearchRequest = "application/json"),
+            (SearchUpload = "multipart/form-data"),
+        )
+    ),
+    responses(
+        (status = 200, description = "The page of results, best first", body = SearchResults),
+        (status = 400, description = "No query and no photo, an invalid option or photo", body = ErrorBody),
+        (status = 413, description = "The body or the photo is over its size limit", body = ErrorBody),
+        (status = 415, description = "The body is neither JSON nor multipart", body = ErrorBody),
+        (status = 422, description = "The JSON does not match the query's shape", body = ErrorBody),
+        (status = 503, description = "A model is missing or the store failed", body = ErrorBody),
+    )
+)]
+async fn search_materials(
+    State(state): State<AppState>,
+    body: JsonOrMultipart,
+) -> ApiResult<Json<SearchResults>> {
+    let (request, photo) = match body {
+        JsonOrMultipart::Json(bytes) => {
+            (parse_json::<SearchRequest>("search query", &bytes)?, None)
+        }
+        JsonOrMultipart::Multipart(multipart) => {
+            // One part per option, a few tags and the photo.
+            let parts = read_parts(multipart, 64).await?;
+            search_form(&parts)?
+        }
+    };
+    if request.top_k == 0 || request.top_k > MAX_TOP_K {
+        return Err(ApiError::invalid(
+            "topK",
+            format!("must be between 1 and {MAX_TOP_K}, got {}", request.top_k),
+        ));
+    }
+    let image = match photo {
+        Some(bytes) => {
+            let decoder = state.clone();
+            Some(blocking(move || decoder.decode(&bytes)).await?)
+        }
+        None => None,
+    };
+    let query = SearchQuery {
+        text: request.query,
+        image,
+        filter: MaterialFilter {
+            material_type: request.material_type.map(|t| t.trim().to_lowercase()),
+            collection_id: request.collection,
+            tags: request
+                .tags
+                .iter()
+                .map(|t| t.trim().to_lowercase())
+                .collect(),
+        },
+        top_k: request.top_k,
+        offset: request.offset,
+        weights: request.weights.unwrap_or_default(),
+    };
+    let results = state.search(query).await?;
+    Ok(Json(SearchResults { results }))
+}
+
+/// Returns the response parts of a material: its `ETag` and its body.
+fn versioned(material: Material) -> (HeaderMap, Json<Material>) {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ETAG, etag(material.version));
+    (headers, Json(material))
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound {
+        what: "material",
+        name: id.to_owned(),
+        hint: String::new(),
+    }
+}
+
+/// Splits the parts of a material write into the record's JSON and the uploaded photos.
+fn record_and_images(parts: &[Part]) -> ApiResult<(&[u8], Vec<UploadedImage>)> {
+    check_part_names(parts, &["record", "image"])?;
+    let mut records = parts.iter().filter(|p| p.name == "record");
+    let (Some(record), None) = (records.next(), records.next()) else {
+        return Err(ApiError::invalid(
+            "multipart body",
+            "needs exactly one `record` field with the material as JSON",
+        ));
+    };
+    let uploads = parts
+        .iter()
+        .filter(|p| p.name == "image")
+        .enumerate()
+        .map(|(i, part)| UploadedImage {
+            name: part
+                .file_name
+                .clone()
+                .unwrap_or_else(|| format!("image {}", i + 1)),
+            bytes: part.bytes.to_vec(),
+        })
+        .collect();
+    Ok((&record.bytes, uploads))
+}
+
+/// Parses the record of a replace; a record without `id` takes the path's, and a
+/// different one is rejected.
+fn record_for(id: &str, what: &str, bytes: &[u8]) -> ApiResult<MaterialInput> {
+    let mut value = parse_json::<Value>(what, bytes)?;
+    let Some(object) = value.as_object_mut() else {
+        return Err(ApiError::unprocessable(format!(
+            "invalid {what}: expected a JSON object with the material's fields"
+        )));
+    };
+    match object.get("id") {
+        None => {
+            object.insert("id".to_owned(), Value::String(id.to_owned()));
+        }
+        Some(Value::String(given)) if given.trim() == id => {}
+        Some(given) => {
+            return Err(ApiError::invalid(
+                "id",
+                format!("{given} differs from the material `{id}` in the path"),
+            ));
+        }
+    }
+    serde_json::from_value(value)
+        .map_err(|err| ApiError::unprocessable(format!("invalid {what}: {err}")))
+}
+
+/// Reads a multipart search: the photo in `image` and each option as a text field.
+fn search_form(parts: &[Part]) -> ApiResult<(SearchRequest, Option<axum::body::Bytes>)> {
+    check_part_names(
+        parts,
+        &[
+            "image",
+            "query",
+            "materialType",
+            "tag",
+            "collection",
+            "topK",
+            "offset",
+        ],
+    )?;
+    let mut request = SearchRequest {
+        query: None,
+        material_type: None,
+        tags: Vec::new(),
+        collection: None,
+        top_k: DEFAULT_TOP_K,
+        offset: 0,
+        weights: None,
+    };
+    let mut photo = None;
+    let (mut top_k, mut offset) = (None, None);
+    for part in parts {
+        let twice = || {
+            ApiError::invalid(
+                &format!("multipart field {}", part.name),
+                "is given more than once; give it once",
+            )
+        };
+        match part.name.as_str() {
+            "image" if photo.is_some() => return Err(twice()),
+            "image" => photo = Some(part.bytes.clone()),
+            "tag" => request.tags.push(part.text()?.to_owned()),
+            "query" => set_once(&mut request.query, part.text()?, twice)?,
+            "materialType" => set_once(&mut request.material_type, part.text()?, twice)?,
+            "collection" => set_once(&mut request.collection, part.text()?, twice)?,
+            "topK" if top_k.is_some() => return Err(twice()),
+            "topK" => top_k = Some(number(part)?),
+            "offset" if offset.is_some() => return Err(twice()),
+            "offset" => offset = Some(number(part)?),
+            _ => {}
+        }
+    }
+    request.top_k = top_k.unwrap_or(DEFAULT_TOP_K);
+    request.offset = offset.unwrap_or(0);
+    Ok((request, photo))
+}
+
+fn set_once(slot: &mut Option<String>, value: &str, twice: impl Fn() -> ApiError) -> ApiResult<()> {
+    if slot.is_some() {
+        return Err(twice());
+    }
+    let value = value.trim();
+    if !value.is_empty() {
+        *slot = Some(value.to_owned());
+    }
+    Ok(())
+}
+
+fn number(part: &Part) -> ApiResult<usize> {
+    let text = part.text()?.trim();
+    text.parse().map_err(|_| {
+        ApiError::invalid(
+            &format!("multipart field {}", part.name),
+            format!("`{text}` is not a non-negative whole number"),
+        )
+    })
+}
