@@ -10,9 +10,11 @@ use kai_core::catalog::{MaterialFilter, MaterialInput, Progress, SearchQuery, St
 use kai_core::recognize::{HeadSpec, RecognizeOptions};
 use pyo3::prelude::*;
 
+use crate::batch::{extract_photos, recognize_each};
 use crate::convert::{ImageSource, count, from_json, json};
-use crate::errors::detached;
+use crate::errors::{detached, to_py_error};
 use crate::text::{model_store, open_device};
+use crate::upload::{extract_uploads, to_uploads};
 
 /// A catalog opened from Python. The core catalog needs exclusive access for writes, so
 /// it sits behind a mutex; calls hold it with the GIL released.
@@ -283,6 +285,38 @@ impl Catalog {
         json(py, &recognition)
     }
 
+    /// Recognizes the material in each of `images` (a list) with the same options, in one
+    /// forward pass per image-model batch. Returns one entry per photo, in order: the
+    /// recognition as JSON text, or the `kai.errors` exception of that photo, whose
+    /// message names it as `images[INDEX]`.
+    #[pyo3(signature = (images, options = None))]
+    fn recognize_batch(
+        &self,
+        py: Python<'_>,
+        images: Vec<Bound<'_, PyAny>>,
+        options: Option<&str>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let sources = extract_photos(&images);
+        let options: RecognizeOptions = match options {
+            Some(text) => from_json(py, "options", text)?,
+            None => RecognizeOptions::default(),
+        };
+        let results = detached(py, || {
+            let catalog = self.lock()?;
+            recognize_each(&catalog, sources, &options)
+        })?;
+        results
+            .into_iter()
+            .map(|result| match result {
+                Ok(recognition) => Ok(json(py, &recognition)?
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind()),
+                Err(err) => Ok(to_py_error(py, &err).into_value(py).into_any()),
+            })
+            .collect()
+    }
+
     /// Returns the material with `id` as JSON, or `None`.
     fn get(&self, py: Python<'_>, id: &str) -> PyResult<Option<String>> {
         let material = detached(py, || self.lock()?.get(id))?;
@@ -313,6 +347,51 @@ impl Catalog {
     fn update(&self, py: Python<'_>, record: &str, image_folder: PathBuf) -> PyResult<String> {
         let record: MaterialInput = from_json(py, "record", record)?;
         let material = detached(py, || self.lock()?.update(&record, &image_folder))?;
+        json(py, &material)
+    }
+
+    /// Creates a material from `record` (JSON of one record as in `catalog.json`, without
+    /// `images`) and `images` (a list of images, stored in that order). Every image is read
+    /// and decoded before anything is written. Returns the stored material as JSON.
+    #[pyo3(signature = (record, images = Vec::new()))]
+    fn create(
+        &self,
+        py: Python<'_>,
+        record: &str,
+        images: Vec<Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let record: MaterialInput = from_json(py, "record", record)?;
+        let sources = extract_uploads(py, &images)?;
+        let material = detached(py, || {
+            let mut catalog = self.lock()?;
+            let uploads = to_uploads(sources, catalog.limits())?;
+            catalog.create_uploaded(&record, &uploads)
+        })?;
+        json(py, &material)
+    }
+
+    /// Replaces a material's fields from `record` and, when given, its images: the
+    /// record's `images` are stored paths to keep and `images` are new ones after them.
+    /// Fails unless the material is at `expect_version`, when given. Every image is read
+    /// and decoded before anything is written. Returns the stored material as JSON.
+    #[pyo3(signature = (record, images = Vec::new(), expect_version = None))]
+    fn replace(
+        &self,
+        py: Python<'_>,
+        record: &str,
+        images: Vec<Bound<'_, PyAny>>,
+        expect_version: Option<i64>,
+    ) -> PyResult<String> {
+        let record: MaterialInput = from_json(py, "record", record)?;
+        let expected: Option<u32> = expect_version
+            .map(|version| count(py, "expect_version", version))
+            .transpose()?;
+        let sources = extract_uploads(py, &images)?;
+        let material = detached(py, || {
+            let mut catalog = self.lock()?;
+            let uploads = to_uploads(sources, catalog.limits())?;
+            catalog.replace_uploaded(&record, &uploads, expected)
+        })?;
         json(py, &material)
     }
 

@@ -64,7 +64,12 @@ impl ImageSource {
     /// Reads a `str` path, `bytes`, or a uint8 numpy array of shape (H, W), (H, W, 3) or
     /// (H, W, 4) (alpha composited over white, as decoding does).
     pub fn extract(value: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let py = value.py();
+        raise(value.py(), Self::read(value))
+    }
+
+    /// Reads an image as [`ImageSource::extract`] does, returning the core error (named
+    /// `image`) so that a caller can say which of several images it is about.
+    pub fn read(value: &Bound<'_, PyAny>) -> kai_core::Result<Self> {
         if let Ok(path) = value.extract::<PathBuf>()
             && !value.is_instance_of::<PyBytes>()
         {
@@ -84,59 +89,47 @@ impl ImageSource {
                         .map_or_else(|_| "unknown".to_owned(), |n| n.to_string())
                 ),
             };
-            return raise(
-                py,
-                Err(kai_core::Error::invalid(
-                    "image",
-                    format!(
-                        "{kind} is not an image; pass a path, bytes, a PIL image or a uint8 \
+            return Err(kai_core::Error::invalid(
+                "image",
+                format!(
+                    "{kind} is not an image; pass a path, bytes, a PIL image or a uint8 \
                          numpy array of shape (H, W), (H, W, 3) or (H, W, 4)"
-                    ),
-                )),
-            );
+                ),
+            ));
         };
         let shape = array.shape().to_vec();
         let (height, width, channels) = match shape.as_slice() {
             [h, w] => (*h, *w, 1),
             [h, w, c] if [1, 3, 4].contains(c) => (*h, *w, *c),
             _ => {
-                return raise(
-                    py,
-                    Err(kai_core::Error::invalid(
-                        "image",
-                        format!(
-                            "an array of shape {shape:?} is not an image; expected (H, W), \
+                return Err(kai_core::Error::invalid(
+                    "image",
+                    format!(
+                        "an array of shape {shape:?} is not an image; expected (H, W), \
                              (H, W, 3) or (H, W, 4)"
-                        ),
-                    )),
-                );
+                    ),
+                ));
             }
         };
         if height == 0 || width == 0 {
-            return raise(
-                py,
-                Err(kai_core::Error::invalid(
-                    "image",
-                    format!("an array of shape {shape:?} has no pixels"),
-                )),
-            );
+            return Err(kai_core::Error::invalid(
+                "image",
+                format!("an array of shape {shape:?} has no pixels"),
+            ));
         }
         // The size is checked from the shape, before any copy: a broadcast view can
         // describe far more pixels than memory holds.
         let limits = kai_core::image::ImageLimits::from_env().unwrap_or_default();
         let pixels = (width as u64).saturating_mul(height as u64);
         if pixels > limits.max_pixels || u32::try_from(width.max(height)).is_err() {
-            return raise(
-                py,
-                Err(kai_core::Error::invalid(
-                    "image",
-                    format!(
-                        "an array of shape {shape:?} has {pixels} pixels, more than the limit \
+            return Err(kai_core::Error::invalid(
+                "image",
+                format!(
+                    "an array of shape {shape:?} has {pixels} pixels, more than the limit \
                          of {} (KAI_MAX_IMAGE_PIXELS)",
-                        limits.max_pixels
-                    ),
-                )),
-            );
+                    limits.max_pixels
+                ),
+            ));
         }
         // One copy into a contiguous buffer while the GIL is held; the conversion to RGB
         // happens in `load`, with the GIL released.
@@ -235,4 +228,20 @@ pub fn count<T: TryFrom<i64>>(py: Python<'_>, name: &str, value: i64) -> PyResul
             ),
         )
     })
+}
+
+/// Names the image of an [`kai_core::Error::InvalidInput`] about `image` (or `image PATH`)
+/// by its position in the caller's list, as `images[INDEX]`, so that the message of one
+/// image among many names the one that failed. Other errors already name their file or are
+/// not about one image, so they pass through.
+pub fn name_image(err: kai_core::Error, index: usize) -> kai_core::Error {
+    match err {
+        kai_core::Error::InvalidInput { name, reason } => match name.strip_prefix("image") {
+            Some(rest) if rest.is_empty() || rest.starts_with(' ') => {
+                kai_core::Error::invalid(format!("images[{index}]{rest}"), reason)
+            }
+            _ => kai_core::Error::InvalidInput { name, reason },
+        },
+        other => other,
+    }
 }

@@ -4,6 +4,7 @@
 //! which the pure-Python layer in `python/kai` turns into dataclasses; vectors cross as
 //! numpy arrays without a copy.
 
+mod batch;
 mod catalog;
 mod convert;
 mod errors;
@@ -11,6 +12,7 @@ mod image;
 mod models;
 mod registry;
 mod text;
+mod upload;
 
 use pyo3::prelude::*;
 

@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from kai import _kai
 from kai._util import check_progress, image_arg, plain, snake, snake_keys
-from kai.errors import InvalidInputError
+from kai.errors import InvalidInputError, KaiError
 from kai.images import ImageLike, QualityReport
 
 __all__ = [
@@ -91,7 +91,8 @@ class Material:
     def to_record(self) -> dict[str, Any]:
         """Return the editable fields as a record for :meth:`Catalog.update`.
 
-        The record has no ``images`` key, so an update keeps the stored images.
+        The record has no ``images`` key, so an update, or a :meth:`Catalog.replace` without
+        new images, keeps the stored images.
         """
         return {
             "id": self.id,
@@ -205,7 +206,7 @@ class ClassConfidence:
 
 @dataclass(frozen=True)
 class Recognition:
-    """The result of :meth:`Catalog.recognize`."""
+    """The result of :meth:`Catalog.recognize` for one photo."""
 
     materials: tuple[MaterialMatch, ...]
     """The best-matching materials, best first."""
@@ -275,15 +276,44 @@ _RECORD_KEYS = {
 _RECORD_KEYS_BY_SNAKE = {snake(key): key for key in _RECORD_KEYS}
 
 
-def _record_json(record: Mapping[str, Any] | Material) -> str:
-    """Return a record as the JSON of ``catalog.json``, accepting snake_case keys too."""
+def _record_json(record: Mapping[str, Any] | Material | str) -> str:
+    """Return a record as the JSON of ``catalog.json``.
+
+    A mapping may use snake_case keys and give its ``images`` as :class:`ImageRef` objects.
+    A string is taken as JSON text already in the form of ``catalog.json``.
+    """
+    if isinstance(record, str):
+        return record
     if isinstance(record, Material):
         record = record.to_record()
     converted = {_RECORD_KEYS_BY_SNAKE.get(key, key): value for key, value in record.items()}
-    for key in ("tags", "images"):
-        if isinstance(converted.get(key), tuple):
-            converted[key] = list(converted[key])
+    if isinstance(converted.get("tags"), tuple):
+        converted["tags"] = list(converted["tags"])
+    if isinstance(converted.get("images"), (list, tuple)):
+        converted["images"] = [
+            image.path if isinstance(image, ImageRef) else image for image in converted["images"]
+        ]
     return json.dumps(converted)
+
+
+def _image_list(images: Iterable[ImageLike]) -> builtins.list[Any]:
+    """Return a list of images in the native module's forms.
+
+    A single image raises :class:`TypeError`, because a string, bytes or an array would
+    otherwise be taken apart into characters, bytes or rows. A 4-dimensional array of
+    shape (N, H, W, C) is a list of N images.
+    """
+    single = (
+        isinstance(images, (str, bytes, os.PathLike))
+        or (hasattr(images, "mode") and hasattr(images, "convert"))
+        or getattr(images, "ndim", 4) < 4
+    )
+    if single:
+        raise TypeError(
+            f"images must be a list of images, got a single {type(images).__name__}; "
+            "wrap it in a list"
+        )
+    return [image_arg(image) for image in images]
 
 
 def _tags(tags: Iterable[str]) -> builtins.list[str]:
@@ -478,6 +508,90 @@ class Catalog:
         result = self._native.recognize(image_arg(image), options)
         return Recognition._from_json(json.loads(result))
 
+    @overload
+    def recognize_batch(
+        self,
+        images: Iterable[ImageLike],
+        *,
+        top_k: int = 5,
+        hint: str | None = None,
+        hint_weight: float | None = None,
+        min_resolution: int | None = None,
+        unknown_threshold: float | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> builtins.list[Recognition]: ...
+
+    @overload
+    def recognize_batch(
+        self,
+        images: Iterable[ImageLike],
+        *,
+        top_k: int = 5,
+        hint: str | None = None,
+        hint_weight: float | None = None,
+        min_resolution: int | None = None,
+        unknown_threshold: float | None = None,
+        return_exceptions: Literal[True],
+    ) -> builtins.list[Recognition | KaiError]: ...
+
+    def recognize_batch(
+        self,
+        images: Iterable[ImageLike],
+        *,
+        top_k: int = 5,
+        hint: str | None = None,
+        hint_weight: float | None = None,
+        min_resolution: int | None = None,
+        unknown_threshold: float | None = None,
+        return_exceptions: bool = False,
+    ) -> builtins.list[Recognition] | builtins.list[Recognition | KaiError]:
+        """Recognize the material in each of several photos.
+
+        The options are those of :meth:`recognize`.
+
+        ``images`` is a list of photos in any form :meth:`recognize` accepts, or a uint8
+        array of shape (N, H, W, C). The photos go through the image model together, in
+        batches of its batch size. Each result equals what :meth:`recognize` returns for
+        that photo alone, within float rounding, apart from ``processing_time_ms``. That
+        time counts the work the batch shares, such as the forward pass and the hint's
+        embedding, in full for every photo.
+
+        Every photo is recognized even when some fail, and the errors of single photos are
+        handled as :func:`asyncio.gather` does. With ``return_exceptions=False`` (the
+        default), the first failed photo's exception, in input order, is raised. With
+        ``return_exceptions=True``, the list contains that exception in the photo's place.
+        Photos fail one at a time when they are not images, cannot be read, do not decode
+        or are below ``min_resolution``, and the message names the photo as
+        ``images[INDEX]`` or by its path.
+
+        Raises
+        ------
+        TypeError
+            When ``images`` is a single image rather than a list.
+        kai.InvalidInputError
+            For an option out of range, and, unless ``return_exceptions`` is true, for the
+            first photo that failed (:class:`kai.StorageError` when its file was unreadable).
+        kai.NotFoundError
+            When the catalog has no images.
+        """
+        photos = _image_list(images)
+        options = _options_json(
+            top_k=top_k,
+            hint=hint,
+            hint_weight=hint_weight,
+            min_resolution=min_resolution,
+            unknown_threshold=unknown_threshold,
+        )
+        results: builtins.list[Recognition | KaiError] = []
+        for entry in self._native.recognize_batch(photos, options):
+            if isinstance(entry, str):
+                results.append(Recognition._from_json(json.loads(entry)))
+            elif return_exceptions and isinstance(entry, KaiError):
+                results.append(entry)
+            else:
+                raise entry
+        return results
+
     def get(self, id: str) -> Material | None:
         """Return the material with ``id``, or ``None``."""
         material = self._native.get(id)
@@ -498,14 +612,15 @@ class Catalog:
 
     def update(
         self,
-        record: Mapping[str, Any] | Material,
+        record: Mapping[str, Any] | Material | str,
         image_folder: str | os.PathLike[str] | None = None,
     ) -> Material:
         """Replace a stored material's fields and return the new version.
 
         ``record`` has the fields of a ``catalog.json`` record; snake_case keys such as
         ``material_type`` are accepted too. A :class:`Material` (for example one from
-        :meth:`get` after :func:`dataclasses.replace`) works as well. The stored images
+        :meth:`get` after :func:`dataclasses.replace`) works as well, and so does JSON text
+        of a ``catalog.json`` record. The stored images
         are kept unless the record names images, which are read relative to
         ``image_folder`` (default: the working directory).
 
@@ -520,6 +635,75 @@ class Catalog:
         """
         folder = os.fspath(image_folder) if image_folder is not None else os.getcwd()
         material = self._native.update(_record_json(record), folder)
+        return Material._from_json(json.loads(material))
+
+    def create(
+        self,
+        record: Mapping[str, Any] | Material | str,
+        images: Iterable[ImageLike] = (),
+    ) -> Material:
+        """Create a material from a record and its images, and return it at version 1.
+
+        ``record`` takes the forms :meth:`update` takes, or JSON text of one
+        ``catalog.json`` record, and must have no ``images``. The images follow in the
+        order given, in any form :meth:`recognize` accepts. Paths and bytes are stored as
+        they are. Arrays and PIL images are stored as PNG, with any alpha channel
+        composited over white. Every image is read and decoded before anything is written,
+        so a failed create leaves the catalog unchanged.
+
+        Raises
+        ------
+        TypeError
+            When ``images`` is a single image rather than a list.
+        kai.InvalidInputError
+            For an invalid field or a record with ``images``. Also for a value of ``images``
+            that is not an image, is corrupt or is over the limits, named in the message as
+            ``images[INDEX]``.
+        kai.ConflictError
+            When a material with the id exists, or another process is writing.
+        kai.StorageError
+            When an image file cannot be read.
+        """
+        material = self._native.create(_record_json(record), _image_list(images))
+        return Material._from_json(json.loads(material))
+
+    def replace(
+        self,
+        record: Mapping[str, Any] | Material | str,
+        images: Iterable[ImageLike] = (),
+        *,
+        expect_version: int | None = None,
+    ) -> Material:
+        """Replace a stored material's fields, and optionally its images; return the new version.
+
+        ``record`` takes the forms :meth:`create` takes. Its ``images`` list the stored
+        images to keep, as the paths (or :class:`ImageRef` objects) of :attr:`Material.images`,
+        in the order wanted, and ``images`` are new ones stored after them. When both are
+        empty, the material keeps all its images, and when only ``images`` are given they
+        replace the stored ones. With ``expect_version``, the write fails unless the
+        material is at that version. Without it, a change made by another writer during
+        this call is still detected and never overwritten. A failed replace leaves the
+        material unchanged.
+
+        Raises
+        ------
+        TypeError
+            When ``images`` is a single image rather than a list.
+        kai.NotFoundError
+            For an unknown id.
+        kai.ConflictError
+            When the material is not at ``expect_version``, changed during the call, or
+            another process is writing.
+        kai.InvalidInputError
+            For an invalid field, or a kept path that is not one of the material's images.
+            Also for a value of ``images`` that is not an image, is corrupt or is over the
+            limits, named in the message as ``images[INDEX]``.
+        kai.StorageError
+            When an image file cannot be read.
+        """
+        material = self._native.replace(
+            _record_json(record), _image_list(images), plain(expect_version)
+        )
         return Material._from_json(json.loads(material))
 
     def delete(self, id: str) -> bool:

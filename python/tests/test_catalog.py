@@ -1,5 +1,6 @@
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -533,3 +534,336 @@ def test_negative_counts_name_the_argument(catalog):
         registry.get("standard", version=-1)
     with pytest.raises(kai.InvalidInputError, match="expect_version"):
         registry.set("standard", {"recognition.top_k": 5}, expect_version=-2)
+
+
+def stored_files(catalog: kai.Catalog) -> set[Path]:
+    """Return every file under the store's images folder."""
+    return {path for path in (catalog.root / "images").rglob("*") if path.is_file()}
+
+
+def pixels(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Return a query photo as a uint8 RGB array, resized to `size` (width, height) if given."""
+    with Image.open(QUERIES / name) as photo:
+        rgb = photo.convert("RGB")
+    return np.asarray(rgb.resize(size) if size else rgb)
+
+
+NEW_RECORD = {
+    "id": "dark-walnut-boards",
+    "name": "Dark walnut boards",
+    "material_type": "Wood",
+    "tags": ("dark", "planks"),
+    "description": "Dark brown boards with straight grain.",
+    "properties": {"finish": "oiled"},
+}
+
+
+def test_create_from_image_kinds(writable):
+    files_before = stored_files(writable)
+    array = pixels("heldout-blue-field-rug.jpg")
+    with Image.open(QUERIES / "heldout-yellow-pictorial-rug.jpg") as pil:
+        created = writable.create(
+            NEW_RECORD,
+            [
+                QUERIES / "heldout-dark-brown-planks.jpg",
+                str(QUERIES / "heldout-weathered-plank.jpg"),
+                (QUERIES / "altered-olive-stained-planks.jpg").read_bytes(),
+                pil,
+                array,
+            ],
+        )
+
+    assert isinstance(created, kai.Material)
+    assert created.id == "dark-walnut-boards"
+    assert created.material_type == "wood"
+    assert created.tags == ("dark", "planks")
+    assert created.version == 1
+    assert len(created.images) == 5
+
+    # Paths and bytes are stored as they are; arrays and PIL images as PNG.
+    original_bytes = (QUERIES / "heldout-dark-brown-planks.jpg").read_bytes()
+    first = created.images[0]
+    assert first.sha256 == hashlib.sha256(original_bytes).hexdigest()
+    assert writable.image_path(first).read_bytes() == original_bytes
+    assert created.images[3].path.endswith(".png")
+    assert created.images[4].path.endswith(".png")
+    assert (created.images[4].height, created.images[4].width) == array.shape[:2]
+
+    assert len(stored_files(writable) - files_before) == 5
+    assert writable.get("dark-walnut-boards") == created
+    assert [(v.version, v.change) for v in writable.history("dark-walnut-boards")] == [
+        (1, "created")
+    ]
+    hits = writable.search(image=QUERIES / "heldout-weathered-plank.jpg", top_k=1)
+    assert hits[0].id == "dark-walnut-boards"
+
+
+def test_create_from_json_text_without_images(writable):
+    record = json.dumps({"id": "bare-plaster", "name": "Bare plaster", "materialType": "plaster"})
+    created = writable.create(record)
+    assert created.name == "Bare plaster"
+    assert created.images == ()
+    assert "plaster" in writable.material_types()
+
+
+def test_create_bad_image_leaves_store_unchanged(writable):
+    files_before = stored_files(writable)
+    good = QUERIES / "heldout-dark-brown-planks.jpg"
+    cases = [
+        ([good, b"not an image"], r"images\[1\]"),
+        ([good, good.read_bytes()[:2000]], r"images\[1\]"),
+        ([3.5], r"images\[0\]: a value of type float is not an image"),
+        ([good, np.zeros((8, 8, 3), dtype=np.float32)], r"images\[1\]: an array of dtype float32"),
+        ([QUERIES / "expected.json"], r"images\[0\] \(.*expected\.json\)"),
+    ]
+    for images, message in cases:
+        with pytest.raises(kai.InvalidInputError, match=message):
+            writable.create(NEW_RECORD, images)
+    with pytest.raises(kai.StorageError, match="no-such-photo.jpg"):
+        writable.create(NEW_RECORD, [good, QUERIES / "no-such-photo.jpg"])
+    assert writable.get("dark-walnut-boards") is None
+    assert writable.history("dark-walnut-boards") == []
+    assert stored_files(writable) == files_before
+    assert len(writable.list()) == len(SUBSET)
+
+
+def test_create_rejects_single_image_and_record_images(writable):
+    photo = QUERIES / "heldout-dark-brown-planks.jpg"
+    with pytest.raises(TypeError, match="list of images"):
+        writable.create(NEW_RECORD, photo)
+    with pytest.raises(TypeError, match="list of images"):
+        writable.create(NEW_RECORD, np.zeros((64, 64, 3), dtype=np.uint8))
+    with pytest.raises(kai.InvalidInputError, match="not a stored image"):
+        writable.create({**NEW_RECORD, "images": ["images/dark-red-brick.jpg"]}, [photo])
+    with pytest.raises(kai.InvalidInputError, match="over the limit of 64"):
+        writable.create(NEW_RECORD, [photo] * 65)
+    assert writable.get("dark-walnut-boards") is None
+
+
+def test_create_existing_id_is_conflict(writable):
+    existing = writable.get("dark-red-brick")
+    with pytest.raises(kai.ConflictError, match="dark-red-brick"):
+        writable.create(
+            {**existing.to_record(), "name": "Second"}, [QUERIES / "heldout-grey-brick-wall.jpg"]
+        )
+    assert writable.get("dark-red-brick") == existing
+
+
+def test_replace_fields_and_images(writable):
+    original = writable.get("grey-mossy-brick")
+    record = {**original.to_record(), "name": "Mossy grey brick"}
+
+    renamed = writable.replace(record)
+    assert renamed.name == "Mossy grey brick"
+    assert renamed.version == original.version + 1
+    assert renamed.images == original.images
+
+    new_photo = QUERIES / "heldout-grey-brick-wall.jpg"
+    swapped = writable.replace(record, [new_photo], expect_version=renamed.version)
+    assert swapped.version == renamed.version + 1
+    assert len(swapped.images) == 1
+    assert swapped.images[0].sha256 == hashlib.sha256(new_photo.read_bytes()).hexdigest()
+    assert writable.search(image=new_photo, top_k=1)[0].id == "grey-mossy-brick"
+
+    extra = pixels("altered-red-brick-white-mortar.jpg")
+    kept_and_added = writable.replace({**record, "images": swapped.images}, [extra])
+    assert kept_and_added.version == swapped.version + 1
+    assert [image.path for image in kept_and_added.images][:1] == [swapped.images[0].path]
+    assert len(kept_and_added.images) == 2
+    assert kept_and_added.images[1].path.endswith(".png")
+
+    history = writable.history("grey-mossy-brick")
+    assert [v.change for v in history] == ["created", "updated", "updated", "updated"]
+
+
+def test_replace_stale_version_is_conflict(writable):
+    original = writable.get("red-prayer-rug")
+    files_before = stored_files(writable)
+    with pytest.raises(kai.ConflictError) as caught:
+        writable.replace(
+            {**original.to_record(), "name": "Stale"},
+            [QUERIES / "heldout-blue-field-rug.jpg"],
+            expect_version=original.version + 1,
+        )
+    assert "red-prayer-rug" in str(caught.value)
+    assert writable.get("red-prayer-rug") == original
+    assert stored_files(writable) == files_before
+    current = writable.replace(
+        dataclasses.replace(original, name="Current"), expect_version=np.int64(original.version)
+    )
+    assert current.name == "Current"
+
+
+def test_replace_bad_image_leaves_material_unchanged(writable):
+    original = writable.get("riveted-steel-panels")
+    files_before = stored_files(writable)
+    record = {**original.to_record(), "name": "Changed"}
+    with pytest.raises(kai.InvalidInputError, match=r"images\[1\]"):
+        writable.replace(record, [QUERIES / "heldout-rusted-metal-sheet.jpg", b"\x89PNG\r\n"])
+    with pytest.raises(kai.InvalidInputError, match="not a stored image"):
+        writable.replace({**record, "images": ["images/no-such-image.jpg"]})
+    with pytest.raises(kai.InvalidInputError, match="expect_version"):
+        writable.replace(record, expect_version=-1)
+    assert writable.get("riveted-steel-panels") == original
+    assert len(writable.history("riveted-steel-panels")) == 1
+    assert stored_files(writable) == files_before
+
+
+def test_replace_unknown_id_is_not_found(writable):
+    with pytest.raises(kai.NotFoundError, match="no-such-material"):
+        writable.replace({"id": "no-such-material", "name": "X", "materialType": "wood"})
+    assert writable.get("no-such-material") is None
+
+
+BATCH_QUERIES = [
+    "altered-red-persian-medallion-rug.jpg",
+    "altered-perforated-steel-sheet.jpg",
+    "altered-red-brick-white-mortar.jpg",
+    "altered-red-brown-plank-floor.jpg",
+    "heldout-rusted-metal-sheet.jpg",
+]
+
+
+def assert_same_recognition(batch: kai.Recognition, alone: kai.Recognition):
+    assert [m.id for m in batch.materials] == [m.id for m in alone.materials]
+    for got, expected in zip(batch.materials, alone.materials, strict=True):
+        assert got.score == pytest.approx(expected.score, abs=1e-4)
+    assert [c.material_type for c in batch.classes] == [c.material_type for c in alone.classes]
+    for got, expected in zip(batch.classes, alone.classes, strict=True):
+        assert got.confidence == pytest.approx(expected.confidence, abs=1e-4)
+    assert batch.unknown == alone.unknown
+    assert batch.classified_by == alone.classified_by
+    assert batch.quality.passed == alone.quality.passed
+    assert batch.quality.score == pytest.approx(alone.quality.score, abs=1e-4)
+
+
+def test_recognize_batch_matches_recognize(catalog):
+    photos = [QUERIES / name for name in BATCH_QUERIES]
+    small = np.full((32, 32, 3), 128, dtype=np.uint8)
+    batch = [photos[0], photos[1].read_bytes(), small, *photos[2:]]
+    results = catalog.recognize_batch(batch, top_k=3, return_exceptions=True)
+    assert len(results) == len(batch)
+    assert isinstance(results[2], kai.InvalidInputError)
+    assert "images[2]" in str(results[2])
+    assert "shorter side" in str(results[2])
+    recognized = [result for index, result in enumerate(results) if index != 2]
+    for photo, result in zip(photos, recognized, strict=True):
+        assert isinstance(result, kai.Recognition)
+        assert_same_recognition(result, catalog.recognize(photo, top_k=3))
+
+
+def test_recognize_batch_with_hint_matches_recognize(catalog):
+    photos = [QUERIES / name for name in BATCH_QUERIES[:3]]
+    hint = "dark red bricks with dark mortar"
+    results = catalog.recognize_batch(photos, top_k=4, hint=hint, hint_weight=0.5)
+    for photo, result in zip(photos, results, strict=True):
+        alone = catalog.recognize(photo, top_k=4, hint=hint, hint_weight=0.5)
+        assert_same_recognition(result, alone)
+
+
+def test_recognize_batch_errors_per_photo(catalog):
+    photo = QUERIES / "altered-red-brick-white-mortar.jpg"
+    batch = [photo, b"not an image", photo, 7, QUERIES / "no-such-photo.jpg"]
+    results = catalog.recognize_batch(batch, return_exceptions=True)
+    assert isinstance(results[0], kai.Recognition)
+    assert isinstance(results[1], kai.InvalidInputError)
+    assert "images[1]" in str(results[1])
+    assert isinstance(results[2], kai.Recognition)
+    assert isinstance(results[3], kai.InvalidInputError)
+    assert "images[3]: a value of type int is not an image" in str(results[3])
+    assert isinstance(results[4], kai.StorageError)
+    assert "no-such-photo.jpg" in str(results[4])
+    # Without return_exceptions, the first failure in input order is raised.
+    with pytest.raises(kai.InvalidInputError, match=r"images\[1\]"):
+        catalog.recognize_batch(batch)
+
+
+def test_recognize_batch_over_one_core_call(catalog):
+    # 64 photos go to the core per call; photos 64 and 65 fall into a second call.
+    photo = QUERIES / "altered-perforated-steel-sheet.jpg"
+    batch = [b"x"] * 64 + [photo, photo.read_bytes()]
+    results = catalog.recognize_batch(batch, return_exceptions=True)
+    assert len(results) == 66
+    assert all(isinstance(result, kai.InvalidInputError) for result in results[:64])
+    assert "images[63]" in str(results[63])
+    alone = catalog.recognize(photo)
+    assert_same_recognition(results[64], alone)
+    assert_same_recognition(results[65], alone)
+
+
+def test_recognize_batch_from_4d_array(catalog):
+    names = BATCH_QUERIES[:2]
+    arrays = [pixels(name, (160, 120)) for name in names]
+    results = catalog.recognize_batch(np.stack(arrays))
+    for array, result in zip(arrays, results, strict=True):
+        assert_same_recognition(result, catalog.recognize(array))
+
+
+def test_recognize_batch_whole_batch_errors(catalog, tmp_path):
+    photo = QUERIES / "altered-red-brick-white-mortar.jpg"
+    assert catalog.recognize_batch([]) == []
+    with pytest.raises(TypeError, match="list of images"):
+        catalog.recognize_batch(photo)
+    with pytest.raises(kai.InvalidInputError, match="top_k"):
+        catalog.recognize_batch([photo], top_k=0, return_exceptions=True)
+    with pytest.raises(kai.InvalidInputError, match="top_k"):
+        catalog.recognize_batch([], top_k=0)
+    with pytest.raises(kai.NotFoundError, match="no images"):
+        kai.Catalog(tmp_path).recognize_batch([photo], return_exceptions=True)
+
+
+def test_gil_released_during_recognize_batch(catalog):
+    photos = [QUERIES / name for name in BATCH_QUERIES] * 2
+    counter = 0
+    done = threading.Event()
+
+    def count():
+        nonlocal counter
+        while not done.is_set():
+            counter += 1
+            time.sleep(0)
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    before = counter
+    catalog.recognize_batch(photos)
+    during = counter - before
+    done.set()
+    thread.join()
+    assert during > 100, f"the counting thread ran only {during} times during the call"
+
+
+def test_postgres_create_and_replace(tmp_path):
+    url = os.environ.get("KAI_TEST_DATABASE_URL")
+    if not url:
+        if os.environ.get("KAI_REQUIRE_POSTGRES"):
+            pytest.fail("KAI_REQUIRE_POSTGRES is set but KAI_TEST_DATABASE_URL is not")
+        pytest.skip("no PostgreSQL server; run `python3 scripts/postgres.py start`")
+    require_models()
+    # The database is shared with other tests, so the id and collection are unique.
+    suffix = uuid.uuid4().hex[:12]
+    record = {**NEW_RECORD, "id": f"walnut-{suffix}", "collection_id": f"py-{suffix}"}
+    catalog = kai.Catalog(tmp_path / "store", database_url=url)
+    created = catalog.create(record, [QUERIES / "heldout-dark-brown-planks.jpg"])
+    assert created.version == 1
+    assert len(created.images) == 1
+
+    with pytest.raises(kai.InvalidInputError, match=r"images\[0\]"):
+        catalog.replace(record, [b"not an image"])
+    with pytest.raises(kai.ConflictError):
+        catalog.replace({**record, "name": "Stale"}, expect_version=2)
+    assert catalog.get(record["id"]) == created
+
+    replaced = catalog.replace(
+        {**record, "name": "Walnut"}, [QUERIES / "heldout-weathered-plank.jpg"], expect_version=1
+    )
+    assert replaced.version == 2
+    assert replaced.name == "Walnut"
+    assert replaced.images[0].sha256 != created.images[0].sha256
+    hits = catalog.search(
+        image=QUERIES / "heldout-weathered-plank.jpg", collection=f"py-{suffix}", top_k=1
+    )
+    assert hits[0].id == record["id"]
+    with pytest.raises(kai.ConflictError):
+        catalog.create(record)
+    assert catalog.delete(record["id"]) is True

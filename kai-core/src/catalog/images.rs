@@ -65,7 +65,13 @@ impl LoadedImage {
                 ),
             ));
         }
-        let named = |err: Error| Error::invalid("image", format!("{name}: {err}"));
+        // The decoder's reason is enough: its own "invalid image" prefix would repeat ours.
+        let named = |err: Error| match err {
+            Error::InvalidInput { reason, .. } => {
+                Error::invalid("image", format!("{name}: {reason}"))
+            }
+            other => other,
+        };
         let pixels = decode(&bytes, limits).map_err(named)?;
         let info = probe(&bytes).map_err(named)?;
         let sha256 = to_hex(&Sha256::digest(&bytes));

@@ -103,6 +103,12 @@ impl ExpectedVersion {
     ///
     /// Returns [`crate::Error::Conflict`] naming `id`, both versions and what to do.
     pub fn check(self, id: &str, stored: Option<u32>) -> Result<()> {
+        if let (Self::Absent, Some(version)) = (self, stored) {
+            return Err(crate::Error::Conflict(format!(
+                "material `{id}` already exists (version {version}); replace it or choose \
+                 another id"
+            )));
+        }
         let stored_text = stored.map_or_else(|| "absent".to_owned(), |v| format!("at version {v}"));
         let expected_text = match self {
             Self::Any => return Ok(()),

@@ -167,7 +167,7 @@ impl ServerConfig {
             log_level: log_level(&get)?,
             log_format,
             enable_agent_api: boolean(&get, "ENABLE_AGENT_API", true)?,
-            model_cache_size: positive(&get, "MODEL_CACHE_SIZE", 5)?,
+            model_cache_size: model_cache_size(&get)?,
             max_batch_size,
             batch_window: millis(&get, "KAI_BATCH_WINDOW_MS", 5, true)?,
             jwt_secret: get("JWT_SECRET").map(JwtSecret),
@@ -199,6 +199,19 @@ impl ServerConfig {
         }
         options
     }
+}
+
+/// Reads `MODEL_CACHE_SIZE` (default 5). The catalog keeps its text and image model
+/// loaded, so a cache of one would evict one of them on every recognition or search.
+fn model_cache_size(get: &impl Fn(&str) -> Option<String>) -> Result<usize> {
+    let size = positive(get, "MODEL_CACHE_SIZE", 5)?;
+    if size < 2 {
+        return Err(Error::invalid(
+            "MODEL_CACHE_SIZE",
+            format!("must be at least 2 (the catalog's text and image models), got {size}"),
+        ));
+    }
+    Ok(size)
 }
 
 /// Reads `LOG_LEVEL` (default `info`), checking it now so a typo fails the start instead
@@ -320,6 +333,7 @@ mod tests {
         for (name, value) in [
             ("MCP_SERVER_PORT", "eighty"),
             ("MODEL_CACHE_SIZE", "0"),
+            ("MODEL_CACHE_SIZE", "1"),
             ("MAX_BATCH_SIZE", "1000"),
             ("ENABLE_AGENT_API", "maybe"),
             ("LOG_FORMAT", "xml"),

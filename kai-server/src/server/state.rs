@@ -41,7 +41,8 @@ struct Inner {
     config: ServerConfig,
     device: Device,
     // The catalog is `Send` but not `Sync` (its SQLite connection), so calls take turns.
-    // The recognition batcher holds a second reference.
+    // The recognition batcher holds a second reference. NOTE: reads take turns as well, so
+    // a search waits while a recognition batch runs.
     catalog: Arc<Mutex<Catalog>>,
     registry: Arc<Registry>,
     models: Arc<ModelCache>,

@@ -335,7 +335,7 @@ async fn form_errors_name_the_field() {
 
     let not_multipart = common::json("POST", "/api/recognize", &json!({"image": "x"}));
     let (status, body) = common::send(app, not_multipart).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     assert!(common::error_message(&body, "KAI_INVALID_INPUT").contains("multipart"));
 }
 

@@ -330,7 +330,7 @@ async fn create_multipart_with_photo() {
         ),
     ] {
         let (status, body) = send(app, multipart("/api/materials", &parts)).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(
             error_message(&body, "KAI_INVALID_INPUT").contains(named),
             "{body}"
@@ -675,7 +675,7 @@ async fn search_by_photo_multipart() {
                 ("image", Some("a.jpg"), &bytes[..]),
                 ("image", Some("b.jpg"), &bytes[..]),
             ],
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "image",
         ),
         (
@@ -684,12 +684,12 @@ async fn search_by_photo_multipart() {
                 ("topK", None, &b"2"[..]),
                 ("topK", None, &b"3"[..]),
             ],
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "topK",
         ),
         (
             vec![("photo", Some("a.jpg"), &bytes[..])],
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "photo",
         ),
     ] {
@@ -801,18 +801,7 @@ async fn bodies_over_limit_are_rejected() {
     let app = &server.app;
     let bytes = std::fs::read(photo("heldout-grey-brick-wall.jpg")).expect("photo");
     assert!(bytes.len() > 4096);
-    let record = new_record("too-large").to_string();
-    let upload = multipart(
-        "/api/materials",
-        &[
-            ("record", None, record.as_bytes()),
-            ("image", Some("wall.jpg"), &bytes),
-        ],
-    );
-    let search = multipart(
-        "/api/materials/search",
-        &[("image", Some("wall.jpg"), &bytes)],
-    );
+    let [upload, search] = photo_uploads("too-large", &bytes);
     let mut long_record = new_record("too-large");
     long_record["description"] = json!("slate ".repeat(1000));
     let long_json = json("POST", "/api/materials", &long_record);
@@ -824,4 +813,56 @@ async fn bodies_over_limit_are_rejected() {
     }
     let (status, _) = send(app, get("/api/materials/too-large")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn multipart_photos_over_limit_are_413() {
+    let Some(server) = common::server(&[
+        ("KAI_MAX_IMAGE_BYTES", "4096"),
+        ("DEFAULT_RATE_LIMIT", "100000"),
+        ("ML_RATE_LIMIT", "100000"),
+    ]) else {
+        return;
+    };
+    let app = &server.app;
+    let bytes = std::fs::read(photo("heldout-grey-brick-wall.jpg")).expect("photo");
+    assert!(bytes.len() > 4096);
+    for request in photo_uploads("large-photo", &bytes) {
+        let (status, body) = send(app, request).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        let message = error_message(&body, "KAI_INVALID_INPUT");
+        assert!(message.contains("KAI_MAX_IMAGE_BYTES"), "{message}");
+    }
+    let (status, _) = send(app, get("/api/materials/large-photo")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let record = new_record("large-photo").to_string();
+    let twice = multipart(
+        "/api/materials",
+        &[
+            ("record", None, record.as_bytes()),
+            ("record", None, record.as_bytes()),
+        ],
+    );
+    let (status, body) = send(app, twice).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(error_message(&body, "KAI_INVALID_INPUT").contains("`record`"));
+}
+
+/// Builds a multipart create of material `id` and a multipart search, each with the photo
+/// `bytes`.
+fn photo_uploads(id: &str, bytes: &[u8]) -> [Request<Body>; 2] {
+    let record = new_record(id).to_string();
+    let upload = multipart(
+        "/api/materials",
+        &[
+            ("record", None, record.as_bytes()),
+            ("image", Some("wall.jpg"), bytes),
+        ],
+    );
+    let search = multipart(
+        "/api/materials/search",
+        &[("image", Some("wall.jpg"), bytes)],
+    );
+    [upload, search]
 }

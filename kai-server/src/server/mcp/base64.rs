@@ -1,9 +1,22 @@
-//! Base64 decoding of images sent as tool arguments (RFC 4648).
+//! Base64 decoding of images sent as tool arguments (RFC 4648), with the `base64` crate.
 //!
 //! Agents produce base64 in several spellings, so the decoder accepts the standard and the
-//! URL-safe alphabet, missing padding, line breaks, and a `data:…;base64,` URL prefix.
+//! URL-safe alphabet (even mixed in one value), missing padding, whitespace such as line
+//! breaks, and a `data:…;base64,` URL prefix.
 
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::{DecodeError, Engine, alphabet};
 use kai_core::Error;
+
+/// The standard alphabet, with canonical, shorter or no padding. Nonzero bits after the
+/// last whole byte are ignored, as the WHATWG forgiving-base64 decode does, because some
+/// encoders set them and the decoded bytes do not depend on them.
+const ENGINE: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
 /// Decodes `text`, rejecting it before decoding when its data would exceed `max_bytes`.
 /// `name` is the argument named in errors.
@@ -33,62 +46,86 @@ pub fn decode(name: &str, text: &str, max_bytes: u64) -> Result<Vec<u8>, Error> 
             ),
         ));
     }
+    // The engine reads one alphabet and no whitespace, so whitespace is dropped and the
+    // URL-safe symbols become their standard equivalents.
+    let standard: Vec<u8> = payload
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace())
+        .map(|b| match b {
+            b'-' => b'+',
+            b'_' => b'/',
+            other => other,
+        })
+        .collect();
+    ENGINE
+        .decode(&standard)
+        .map_err(|err| describe(name, payload, symbols, &err))
+}
 
-    let mut bytes = Vec::with_capacity(usize::try_from(decoded_len).unwrap_or(0));
-    let mut group: u32 = 0;
-    let mut in_group = 0;
-    let mut padding = 0;
-    for (offset, byte) in payload.bytes().enumerate() {
-        if byte.is_ascii_whitespace() {
-            continue;
-        }
-        if byte == b'=' {
-            padding += 1;
-            continue;
-        }
-        if padding > 0 {
-            return Err(Error::invalid(
+/// Builds the error of a failed decode. Offsets count bytes of `payload`, whitespace
+/// included, so that they point into the value the client sent after any `data:` prefix.
+fn describe(name: &str, payload: &str, symbols: usize, err: &DecodeError) -> Error {
+    match *err {
+        DecodeError::InvalidByte(index, b'=') => {
+            let offset = payload_offset(payload, index);
+            let mut rest = payload.as_bytes()[offset..]
+                .iter()
+                .filter(|b| !b.is_ascii_whitespace());
+            if rest.all(|b| *b == b'=') {
+                let padding = payload.bytes().filter(|b| *b == b'=').count();
+                let expected = (4 - symbols % 4) % 4;
+                return Error::invalid(
+                    name,
+                    format!("has {padding} `=` padding characters where {expected} belong"),
+                );
+            }
+            Error::invalid(
                 name,
-                format!("has data after `=` padding at offset {offset}"),
-            ));
+                format!(
+                    "has data after the `=` padding at offset {offset}; padding may only end \
+                     the value"
+                ),
+            )
         }
-        let Some(value) = symbol_value(byte) else {
-            return Err(Error::invalid(
+        DecodeError::InvalidByte(index, _) => {
+            let offset = payload_offset(payload, index);
+            // The bytes before the first invalid byte are ASCII, so `offset` starts a
+            // character. The fallback only guards against a panic.
+            let character = payload
+                .get(offset..)
+                .and_then(|rest| rest.chars().next())
+                .unwrap_or(char::REPLACEMENT_CHARACTER);
+            Error::invalid(
                 name,
                 format!(
                     "is not base64: `{}` at offset {offset}",
-                    char::from(byte).escape_default()
+                    character.escape_debug()
                 ),
-            ));
-        };
-        group = group << 6 | u32::from(value);
-        in_group += 1;
-        if in_group == 4 {
-            bytes.extend_from_slice(&group.to_be_bytes()[1..]);
-            group = 0;
-            in_group = 0;
+            )
         }
-    }
-    match in_group {
-        0 => {}
-        // One symbol carries 6 bits, less than a byte.
-        1 => {
-            return Err(Error::invalid(
-                name,
-                format!("is truncated: {symbols} base64 symbols cannot encode whole bytes"),
-            ));
-        }
-        2 => bytes.push((group >> 4) as u8),
-        _ => bytes.extend_from_slice(&(group >> 2).to_be_bytes()[2..]),
-    }
-    let expected_padding = (4 - in_group) % 4;
-    if padding != 0 && padding != expected_padding {
-        return Err(Error::invalid(
+        DecodeError::InvalidLength(_) => Error::invalid(
             name,
-            format!("has {padding} `=` padding characters where {expected_padding} belong"),
-        ));
+            format!("is truncated: {symbols} base64 symbols cannot encode whole bytes"),
+        ),
+        DecodeError::InvalidPadding => Error::invalid(
+            name,
+            "has the wrong number of `=` padding characters for its length; send canonical \
+             padding or none",
+        ),
+        DecodeError::InvalidLastSymbol { .. } => {
+            Error::invalid(name, format!("is not base64: {err}"))
+        }
     }
-    Ok(bytes)
+}
+
+/// Returns the offset in `payload` of the byte at `index` among its non-whitespace bytes.
+fn payload_offset(payload: &str, index: usize) -> usize {
+    payload
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| !b.is_ascii_whitespace())
+        .nth(index)
+        .map_or(payload.len(), |(offset, _)| offset)
 }
 
 /// Returns the part after `base64,` of a `data:` URL, else `text` itself.
@@ -102,18 +139,6 @@ fn strip_data_url(text: &str) -> &str {
         return data;
     }
     text
-}
-
-/// Returns the 6-bit value of a symbol of the standard or the URL-safe alphabet.
-fn symbol_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'A'..=b'Z' => Some(byte - b'A'),
-        b'a'..=b'z' => Some(byte - b'a' + 26),
-        b'0'..=b'9' => Some(byte - b'0' + 52),
-        b'+' | b'-' => Some(62),
-        b'/' | b'_' => Some(63),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -155,19 +180,32 @@ mod tests {
         let bytes = [0xfb, 0xff, 0xbf];
         assert_eq!(ok("+/+/"), bytes);
         assert_eq!(ok("-_-_"), bytes);
+        assert_eq!(ok("+_-/"), bytes);
+    }
+
+    #[test]
+    fn nonzero_trailing_bits_are_ignored() {
+        assert_eq!(ok("Zh=="), b"f");
+        assert_eq!(ok("Zm9="), b"fo");
     }
 
     #[test]
     fn whitespace_and_data_urls_are_skipped() {
         assert_eq!(ok("Zm9v\r\nYmFy\n"), b"foobar");
+        assert_eq!(ok(" Zm9v YmE =\n"), b"fooba");
         assert_eq!(ok("data:image/png;base64,Zm9vYmFy"), b"foobar");
         assert_eq!(ok("DATA:image/jpeg;base64,Zg=="), b"f");
     }
 
     #[test]
     fn non_ascii_input_is_rejected_without_panicking() {
-        assert!(err("dat€").contains("is not base64"));
-        assert!(err("Zm9v€").contains("offset 4"));
+        let message = err("dat€");
+        assert!(
+            message.contains("is not base64: `€` at offset 3"),
+            "{message}"
+        );
+        let message = err("Zm9v€");
+        assert!(message.contains("offset 4"), "{message}");
     }
 
     #[test]
@@ -175,12 +213,27 @@ mod tests {
         let message = err("Zm9v*mFy");
         assert!(message.contains("imageBase64"), "{message}");
         assert!(message.contains("`*` at offset 4"), "{message}");
+        let message = err("Zm9v\n  *mFy");
+        assert!(message.contains("`*` at offset 7"), "{message}");
     }
 
     #[test]
     fn misplaced_or_wrong_padding_is_rejected() {
-        assert!(err("Zg==Zm9v").contains("after `=` padding"));
-        assert!(err("Zm8==").contains("1 belong"));
+        let message = err("Zg==Zm9v");
+        assert!(
+            message.contains("data after the `=` padding at offset 2"),
+            "{message}"
+        );
+        let message = err("Zm8==");
+        assert!(
+            message.contains("2 `=` padding characters where 1 belong"),
+            "{message}"
+        );
+        let message = err("Zm9vYmFy =\n");
+        assert!(
+            message.contains("1 `=` padding characters where 0 belong"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -114,8 +114,7 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let timeout = state.config().ready_timeout;
     // A model that the cache evicted is loaded again here, so readiness returns once it
-    // is back. NOTE: with MODEL_CACHE_SIZE=1 the two loads evict each other, so every
-    // probe loads both models again.
+    // is back. MODEL_CACHE_SIZE is at least 2, so the two loads cannot evict each other.
     let (text, image) = default_models(&state);
     let models = state.models();
     let text_check = check("text-model", timeout, move || {

@@ -6,13 +6,9 @@
 //! beside them; text embeddings take JSON. Concurrent model calls are batched (see
 //! [`crate::server::batch`]).
 
-mod form;
-
 use axum::Json;
-use axum::extract::Multipart;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::multipart::MultipartRejection;
-use axum::extract::rejection::JsonRejection;
 use kai_core::Error;
 use kai_core::embed::Prediction;
 use kai_core::image::{QualityReport, QualityThresholds};
@@ -24,7 +20,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use self::form::{Form, FormSpec};
+use super::extract::{ApiJson, Form, FormSpec, MultipartBody};
 use crate::server::AppState;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
 use crate::server::state::blocking;
@@ -210,17 +206,16 @@ pub struct ImageEmbeddingsResponse {
         (status = 200, description = "The five most probable material types", body = TextureClasses),
         (status = 400, description = "The photo is empty, corrupt or too small", body = ErrorBody),
         (status = 413, description = "The photo is over KAI_MAX_IMAGE_BYTES", body = ErrorBody),
+        (status = 415, description = "The body is not multipart/form-data", body = ErrorBody),
         (status = 422, description = "The `image` field is missing", body = ErrorBody),
         (status = 503, description = "The image model is not installed", body = ErrorBody),
     )
 )]
 async fn classify_texture(
     State(state): State<AppState>,
-    multipart: Result<Multipart, MultipartRejection>,
+    body: MultipartBody,
 ) -> ApiResult<Json<TextureClasses>> {
-    let spec = form_spec(&state, &[], 1);
-    let mut form = Form::read(multipart, &spec).await?;
-    let image = form.one_image()?;
+    let (_, image) = read_photo_form(&state, body, &[]).await?;
     let recognition = state.recognize(image, RecognizeOptions::default()).await?;
     let mut classes = recognition.classes;
     classes.truncate(TEXTURE_CLASSES);
@@ -243,17 +238,16 @@ async fn classify_texture(
         (status = 400, description = "The photo or an option is invalid", body = ErrorBody),
         (status = 404, description = "The catalog has no images, or the parameter set does not exist", body = ErrorBody),
         (status = 413, description = "The photo is over KAI_MAX_IMAGE_BYTES", body = ErrorBody),
+        (status = 415, description = "The body is not multipart/form-data", body = ErrorBody),
         (status = 422, description = "The `image` field is missing or a field is unknown", body = ErrorBody),
         (status = 503, description = "A model is not installed", body = ErrorBody),
     )
 )]
 async fn recognize(
     State(state): State<AppState>,
-    multipart: Result<Multipart, MultipartRejection>,
+    body: MultipartBody,
 ) -> ApiResult<Json<Recognition>> {
-    let spec = form_spec(&state, &RECOGNIZE_FIELDS, 1);
-    let mut form = Form::read(multipart, &spec).await?;
-    let image = form.one_image()?;
+    let (form, image) = read_photo_form(&state, body, &RECOGNIZE_FIELDS).await?;
     let options = recognition_options(&state, &form).await?;
     Ok(Json(state.recognize(image, options).await?))
 }
@@ -269,15 +263,15 @@ async fn recognize(
         (status = 400, description = "The body is not valid JSON, or there is no text", body = ErrorBody),
         (status = 404, description = "The model does not exist", body = ErrorBody),
         (status = 413, description = "Too many texts, or a text is too long", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
         (status = 422, description = "The body has the wrong shape", body = ErrorBody),
         (status = 503, description = "The model's files are missing or corrupt", body = ErrorBody),
     )
 )]
 async fn embed_text(
     State(state): State<AppState>,
-    body: Result<Json<EmbedTextRequest>, JsonRejection>,
+    ApiJson(request): ApiJson<EmbedTextRequest>,
 ) -> ApiResult<Json<TextEmbeddingsResponse>> {
-    let Json(request) = body.map_err(json_rejection)?;
     let texts = request_texts(request.texts, request.text)?;
     let embedded = state.embed_texts(request.model, texts).await?;
     Ok(Json(TextEmbeddingsResponse {
@@ -298,16 +292,20 @@ async fn embed_text(
         (status = 400, description = "A photo or an option is invalid", body = ErrorBody),
         (status = 404, description = "The model does not exist", body = ErrorBody),
         (status = 413, description = "A photo is over KAI_MAX_IMAGE_BYTES, or there are more than 32", body = ErrorBody),
+        (status = 415, description = "The body is not multipart/form-data", body = ErrorBody),
         (status = 422, description = "The `image` field is missing or a field is unknown", body = ErrorBody),
         (status = 503, description = "The model's files are missing or corrupt", body = ErrorBody),
     )
 )]
 async fn embed_image(
     State(state): State<AppState>,
-    multipart: Result<Multipart, MultipartRejection>,
+    body: MultipartBody,
 ) -> ApiResult<Json<ImageEmbeddingsResponse>> {
-    let spec = form_spec(&state, &["model", "topK"], MAX_IMAGES);
-    let mut form = Form::read(multipart, &spec).await?;
+    let spec = FormSpec {
+        max_images: MAX_IMAGES,
+        ..FormSpec::new(&["model", "topK"], state.image_limits().max_encoded_bytes)
+    };
+    let mut form = Form::read(body.0, &spec).await?;
     let images = form.images()?;
     let top_k = form
         .parse::<usize>("topK", "a whole number from 0 to 100")?
@@ -340,31 +338,34 @@ async fn embed_image(
         (status = 400, description = "The photo or a threshold is invalid", body = ErrorBody),
         (status = 404, description = "The parameter set does not exist", body = ErrorBody),
         (status = 413, description = "The photo is over KAI_MAX_IMAGE_BYTES", body = ErrorBody),
+        (status = 415, description = "The body is not multipart/form-data", body = ErrorBody),
         (status = 422, description = "The `image` field is missing or a field is unknown", body = ErrorBody),
     )
 )]
 async fn quality(
     State(state): State<AppState>,
-    multipart: Result<Multipart, MultipartRejection>,
+    body: MultipartBody,
 ) -> ApiResult<Json<QualityReport>> {
     let fields: Vec<&str> = THRESHOLD_FIELDS
         .iter()
         .chain(&REGISTRY_FIELDS)
         .copied()
         .collect();
-    let spec = form_spec(&state, &fields, 1);
-    let mut form = Form::read(multipart, &spec).await?;
-    let image = form.one_image()?;
+    let (form, image) = read_photo_form(&state, body, &fields).await?;
     let thresholds = thresholds(&state, &form).await?;
     Ok(Json(state.quality(image, thresholds).await?))
 }
 
-fn form_spec<'a>(state: &AppState, fields: &'a [&'a str], max_images: usize) -> FormSpec<'a> {
-    FormSpec {
-        fields,
-        max_images,
-        max_image_bytes: state.image_limits().max_encoded_bytes,
-    }
+/// Reads a form of one photo and the text fields `fields`, and takes the photo.
+async fn read_photo_form(
+    state: &AppState,
+    body: MultipartBody,
+    fields: &[&str],
+) -> ApiResult<(Form, Bytes)> {
+    let spec = FormSpec::new(fields, state.image_limits().max_encoded_bytes);
+    let mut form = Form::read(body.0, &spec).await?;
+    let image = form.one_image()?;
+    Ok((form, image))
 }
 
 /// Returns the values of the registry set named by the `parameterSet` field, if any.
@@ -473,29 +474,6 @@ fn request_texts(texts: Option<Vec<String>>, text: Option<String>) -> ApiResult<
         )));
     }
     Ok(texts)
-}
-
-/// Converts a rejected JSON body into an error response: 422 for JSON of the wrong shape,
-/// 400 for malformed JSON, 413 over the body limit and 415 without a JSON content type.
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    let status = rejection.status();
-    let detail = match &rejection {
-        JsonRejection::JsonDataError(err) => source_text(err),
-        JsonRejection::JsonSyntaxError(err) => source_text(err),
-        other => other.body_text(),
-    };
-    ApiError::new(
-        status,
-        kai_core::ErrorKind::InvalidInput.code(),
-        format!("invalid request body: {detail}"),
-    )
-}
-
-/// Returns the message of an error's source: serde's message with the field path, without
-/// axum's generic prefix.
-fn source_text(err: &dyn std::error::Error) -> String {
-    err.source()
-        .map_or_else(|| err.to_string(), ToString::to_string)
 }
 
 #[cfg(test)]

@@ -20,8 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{
-    ApiPath, JsonOrMultipart, Part, QueryParams, check_part_names, etag, expected_version,
-    parse_json, read_parts,
+    ApiPath, Form, FormSpec, JsonOrMultipart, QueryParams, expected_version, parse_json, versioned,
 };
 use crate::server::AppState;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
@@ -33,6 +32,9 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 /// Search results returned when the request names no `topK`, as `kai search` does.
 pub const DEFAULT_TOP_K: usize = 10;
+
+/// The text fields of a multipart search other than `tag`, which may repeat.
+const SEARCH_FIELDS: [&str; 5] = ["query", "materialType", "collection", "topK", "offset"];
 
 /// Returns the material routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -171,7 +173,7 @@ async fn get_material(
         material.ok_or_else(|| not_found(&id))
     })
     .await?;
-    Ok(versioned(material))
+    Ok(versioned(material.version, material))
 }
 
 /// Creates a material from a JSON record or a multipart upload with photos.
@@ -197,7 +199,7 @@ async fn get_material(
         (status = 409, description = "A material with the id exists", body = ErrorBody),
         (status = 413, description = "The body or an image is over its size limit", body = ErrorBody),
         (status = 415, description = "The body is neither JSON nor multipart", body = ErrorBody),
-        (status = 422, description = "The JSON does not match the record's shape", body = ErrorBody),
+        (status = 422, description = "The JSON does not match the record's shape, or a form field is unknown, repeated or missing", body = ErrorBody),
         (status = 503, description = "A model is missing or the store failed", body = ErrorBody),
     )
 )]
@@ -205,21 +207,9 @@ async fn create_material(
     State(state): State<AppState>,
     body: JsonOrMultipart,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Material>)> {
-    let (record, uploads) = match body {
-        JsonOrMultipart::Json(bytes) => {
-            (parse_json::<MaterialInput>("record", &bytes)?, Vec::new())
-        }
-        JsonOrMultipart::Multipart(multipart) => {
-            let parts = read_parts(multipart, MAX_IMAGES + 1).await?;
-            let (record, uploads) = record_and_images(&parts)?;
-            (
-                parse_json::<MaterialInput>("multipart field record", record)?,
-                uploads,
-            )
-        }
-    };
+    let (record, uploads) = read_record(&state, body, parse_json::<MaterialInput>).await?;
     let material = blocking(move || state.catalog().create_uploaded(&record, &uploads)).await?;
-    let (mut headers, body) = versioned(material);
+    let (mut headers, body) = versioned(material.version, material);
     if let Ok(location) = HeaderValue::try_from(format!("/api/materials/{}", body.id)) {
         headers.insert(header::LOCATION, location);
     }
@@ -255,7 +245,7 @@ async fn create_material(
         (status = 409, description = "The material is at another version", body = ErrorBody),
         (status = 413, description = "The body or an image is over its size limit", body = ErrorBody),
         (status = 415, description = "The body is neither JSON nor multipart", body = ErrorBody),
-        (status = 422, description = "The JSON does not match the record's shape", body = ErrorBody),
+        (status = 422, description = "The JSON does not match the record's shape, or a form field is unknown, repeated or missing", body = ErrorBody),
         (status = 503, description = "A model is missing or the store failed", body = ErrorBody),
     )
 )]
@@ -268,21 +258,15 @@ async fn replace_material(
 ) -> ApiResult<(HeaderMap, Json<Material>)> {
     params.only(&["expectVersion"])?;
     let expected = expected_version(&headers, params.number::<u32>("expectVersion")?)?;
-    let (record, uploads) = match body {
-        JsonOrMultipart::Json(bytes) => (record_for(&id, "record", &bytes)?, Vec::new()),
-        JsonOrMultipart::Multipart(multipart) => {
-            let parts = read_parts(multipart, MAX_IMAGES + 1).await?;
-            let (record, uploads) = record_and_images(&parts)?;
-            (record_for(&id, "multipart field record", record)?, uploads)
-        }
-    };
+    let (record, uploads) =
+        read_record(&state, body, |what, json| record_for(&id, what, json)).await?;
     let material = blocking(move || {
         state
             .catalog()
             .replace_uploaded(&record, &uploads, expected)
     })
     .await?;
-    Ok(versioned(material))
+    Ok(versioned(material.version, material))
 }
 
 /// Deletes a material with its vectors; its history is kept.
@@ -357,7 +341,7 @@ async fn material_history(
         (status = 400, description = "No query and no photo, an invalid option or photo", body = ErrorBody),
         (status = 413, description = "The body or the photo is over its size limit", body = ErrorBody),
         (status = 415, description = "The body is neither JSON nor multipart", body = ErrorBody),
-        (status = 422, description = "The JSON does not match the query's shape", body = ErrorBody),
+        (status = 422, description = "The JSON does not match the query's shape, or a form field is unknown or repeated", body = ErrorBody),
         (status = 503, description = "A model is missing or the store failed", body = ErrorBody),
     )
 )]
@@ -370,9 +354,11 @@ async fn search_materials(
             (parse_json::<SearchRequest>("search query", &bytes)?, None)
         }
         JsonOrMultipart::Multipart(multipart) => {
-            // One part per option, a few tags and the photo.
-            let parts = read_parts(multipart, 64).await?;
-            search_form(&parts)?
+            let spec = FormSpec {
+                repeated: &["tag"],
+                ..FormSpec::new(&SEARCH_FIELDS, state.image_limits().max_encoded_bytes)
+            };
+            search_form(Form::read(multipart, &spec).await?)?
         }
     };
     if request.top_k == 0 || request.top_k > MAX_TOP_K {
@@ -408,13 +394,6 @@ async fn search_materials(
     Ok(Json(SearchResults { results }))
 }
 
-/// Returns the response parts of a material: its `ETag` and its body.
-fn versioned(material: Material) -> (HeaderMap, Json<Material>) {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::ETAG, etag(material.version));
-    (headers, Json(material))
-}
-
 fn not_found(id: &str) -> Error {
     Error::NotFound {
         what: "material",
@@ -423,29 +402,42 @@ fn not_found(id: &str) -> Error {
     }
 }
 
-/// Splits the parts of a material write into the record's JSON and the uploaded photos.
-fn record_and_images(parts: &[Part]) -> ApiResult<(&[u8], Vec<UploadedImage>)> {
-    check_part_names(parts, &["record", "image"])?;
-    let mut records = parts.iter().filter(|p| p.name == "record");
-    let (Some(record), None) = (records.next(), records.next()) else {
-        return Err(ApiError::invalid(
-            "multipart body",
-            "needs exactly one `record` field with the material as JSON",
+/// Reads the record and the uploaded photos of a material write: a JSON body, or a
+/// multipart form with the record in the field `record` and the photos as `image` parts.
+/// `parse` parses the record's JSON, and its first argument names the record in errors.
+async fn read_record<T>(
+    state: &AppState,
+    body: JsonOrMultipart,
+    parse: impl FnOnce(&str, &[u8]) -> ApiResult<T>,
+) -> ApiResult<(T, Vec<UploadedImage>)> {
+    let multipart = match body {
+        JsonOrMultipart::Json(json) => return Ok((parse("record", &json)?, Vec::new())),
+        JsonOrMultipart::Multipart(multipart) => multipart,
+    };
+    let spec = FormSpec {
+        // The body limit bounds the record, as it bounds a JSON body.
+        max_text_bytes: state.config().max_body_bytes,
+        max_images: MAX_IMAGES,
+        ..FormSpec::new(&["record"], state.image_limits().max_encoded_bytes)
+    };
+    let mut form = Form::read(multipart, &spec).await?;
+    let Some(json) = form.text("record") else {
+        return Err(ApiError::unprocessable(
+            "missing field `record`: send the material as JSON in a multipart field named \
+             `record`",
         ));
     };
-    let uploads = parts
-        .iter()
-        .filter(|p| p.name == "image")
+    let record = parse("multipart field record", json.as_bytes())?;
+    let uploads = form
+        .files()
+        .into_iter()
         .enumerate()
-        .map(|(i, part)| UploadedImage {
-            name: part
-                .file_name
-                .clone()
-                .unwrap_or_else(|| format!("image {}", i + 1)),
-            bytes: part.bytes.to_vec(),
+        .map(|(i, file)| UploadedImage {
+            name: file.file_name.unwrap_or_else(|| format!("image {}", i + 1)),
+            bytes: file.bytes.into(),
         })
         .collect();
-    Ok((&record.bytes, uploads))
+    Ok((record, uploads))
 }
 
 /// Parses the record of a replace; a record without `id` takes the path's, and a
@@ -474,73 +466,26 @@ fn record_for(id: &str, what: &str, bytes: &[u8]) -> ApiResult<MaterialInput> {
 }
 
 /// Reads a multipart search: the photo in `image` and each option as a text field.
-fn search_form(parts: &[Part]) -> ApiResult<(SearchRequest, Option<axum::body::Bytes>)> {
-    check_part_names(
-        parts,
-        &[
-            "image",
-            "query",
-            "materialType",
-            "tag",
-            "collection",
-            "topK",
-            "offset",
-        ],
-    )?;
-    let mut request = SearchRequest {
-        query: None,
-        material_type: None,
-        tags: Vec::new(),
-        collection: None,
-        top_k: DEFAULT_TOP_K,
-        offset: 0,
+fn search_form(mut form: Form) -> ApiResult<(SearchRequest, Option<axum::body::Bytes>)> {
+    let text = |name: &str| {
+        form.text(name)
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
+    };
+    let request = SearchRequest {
+        query: text("query"),
+        material_type: text("materialType"),
+        tags: form.all("tag").to_vec(),
+        collection: text("collection"),
+        top_k: form
+            .parse("topK", "a whole number from 1 to 1000")?
+            .unwrap_or(DEFAULT_TOP_K),
+        offset: form
+            .parse("offset", "a non-negative whole number")?
+            .unwrap_or(0),
         weights: None,
     };
-    let mut photo = None;
-    let (mut top_k, mut offset) = (None, None);
-    for part in parts {
-        let twice = || {
-            ApiError::invalid(
-                &format!("multipart field {}", part.name),
-                "is given more than once; give it once",
-            )
-        };
-        match part.name.as_str() {
-            "image" if photo.is_some() => return Err(twice()),
-            "image" => photo = Some(part.bytes.clone()),
-            "tag" => request.tags.push(part.text()?.to_owned()),
-            "query" => set_once(&mut request.query, part.text()?, twice)?,
-            "materialType" => set_once(&mut request.material_type, part.text()?, twice)?,
-            "collection" => set_once(&mut request.collection, part.text()?, twice)?,
-            "topK" if top_k.is_some() => return Err(twice()),
-            "topK" => top_k = Some(number(part)?),
-            "offset" if offset.is_some() => return Err(twice()),
-            "offset" => offset = Some(number(part)?),
-            _ => {}
-        }
-    }
-    request.top_k = top_k.unwrap_or(DEFAULT_TOP_K);
-    request.offset = offset.unwrap_or(0);
+    let photo = form.files().pop().map(|file| file.bytes);
     Ok((request, photo))
-}
-
-fn set_once(slot: &mut Option<String>, value: &str, twice: impl Fn() -> ApiError) -> ApiResult<()> {
-    if slot.is_some() {
-        return Err(twice());
-    }
-    let value = value.trim();
-    if !value.is_empty() {
-        *slot = Some(value.to_owned());
-    }
-    Ok(())
-}
-
-fn number(part: &Part) -> ApiResult<usize> {
-    let text = part.text()?.trim();
-    text.parse().map_err(|_| {
-        ApiError::invalid(
-            &format!("multipart field {}", part.name),
-            format!("`{text}` is not a non-negative whole number"),
-        )
-    })
 }

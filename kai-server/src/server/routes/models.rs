@@ -6,8 +6,7 @@
 //! load here only warms the cache.
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use kai_core::Error;
 use kai_core::models::{LoadedModelInfo, Manifest, ModelSummary};
 use serde::Serialize;
@@ -15,6 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::extract::ApiPath;
 use crate::server::AppState;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
 use crate::server::state::blocking;
@@ -125,9 +125,8 @@ async fn list_models(State(state): State<AppState>) -> ApiResult<Json<ModelList>
 )]
 async fn load_model(
     State(state): State<AppState>,
-    name: Result<Path<String>, PathRejection>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<LoadOutcome>> {
-    let name = model_name(name)?;
     let models = state.models();
     let (model, already_loaded) = blocking(move || {
         if let Some(model) = models.get(&name)? {
@@ -170,9 +169,8 @@ async fn load_model(
 )]
 async fn unload_model(
     State(state): State<AppState>,
-    name: Result<Path<String>, PathRejection>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<UnloadOutcome>> {
-    let name = model_name(name)?;
     let models = state.models();
     let unloaded = models.unload(&name)?;
     if !unloaded && Manifest::find(&name).is_none() && !models.store().folder(&name).is_dir() {
@@ -188,9 +186,4 @@ async fn unload_model(
         .into());
     }
     Ok(Json(UnloadOutcome { name, unloaded }))
-}
-
-fn model_name(name: Result<Path<String>, PathRejection>) -> ApiResult<String> {
-    name.map(|Path(name)| name)
-        .map_err(|rejection| ApiError::invalid("model name", rejection.body_text()))
 }

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kai_core::Error;
 use kai_core::registry::{
-    NewResult, ParamValue, ParameterSet, PurgeReport, Resolution, ResultRecord, Schema,
+    NewResult, ParamValue, ParameterSet, PurgeReport, Registry, Resolution, ResultRecord, Schema,
     SchemaReport, SetSummary, SuggestOptions, SuggestTarget, Suggestion, ValueChange, VersionRef,
     WriteOptions,
 };
@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath, QueryParams, etag, expected_version, parse_json};
+use super::extract::{ApiJson, ApiPath, QueryParams, expected_version, parse_json, versioned};
 use crate::server::AppState;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
 use crate::server::state::blocking;
@@ -198,7 +198,7 @@ async fn get_set(
     let version = params.number::<u32>("version")?;
     let registry = state.registry();
     let set = blocking(move || registry.get(&name, scope.as_deref(), version)).await?;
-    Ok(versioned(set))
+    Ok(versioned(set.version, set))
 }
 
 /// Writes a new version of a set with the given values changed. A new set starts from
@@ -227,16 +227,18 @@ async fn write_set(
     headers: HeaderMap,
     ApiJson(request): ApiJson<SetRequest>,
 ) -> ApiResult<(HeaderMap, Json<ParameterSet>)> {
-    let options = WriteOptions {
-        expect_version: expected_version(&headers, request.expect_version)?,
-        author: author(request.author),
-        note: request.note,
-    };
-    let registry = state.registry();
-    let set =
-        blocking(move || registry.set(&name, request.scope.as_deref(), &request.values, &options))
-            .await?;
-    Ok(versioned(set))
+    let SetRequest {
+        values,
+        scope,
+        author,
+        note,
+        expect_version,
+    } = request;
+    let options = write_options(&headers, expect_version, author, note)?;
+    write_version(&state, move |registry| {
+        registry.set(&name, scope.as_deref(), &values, &options)
+    })
+    .await
 }
 
 /// Lists every kept version of a set, oldest first.
@@ -334,16 +336,18 @@ async fn rollback_set(
     headers: HeaderMap,
     ApiJson(request): ApiJson<RollbackRequest>,
 ) -> ApiResult<(HeaderMap, Json<ParameterSet>)> {
-    let options = WriteOptions {
-        expect_version: expected_version(&headers, request.expect_version)?,
-        author: author(request.author),
-        note: request.note,
-    };
-    let registry = state.registry();
-    let set =
-        blocking(move || registry.rollback(&name, request.scope.as_deref(), request.to, &options))
-            .await?;
-    Ok(versioned(set))
+    let RollbackRequest {
+        to,
+        scope,
+        author,
+        note,
+        expect_version,
+    } = request;
+    let options = write_options(&headers, expect_version, author, note)?;
+    write_version(&state, move |registry| {
+        registry.rollback(&name, scope.as_deref(), to, &options)
+    })
+    .await
 }
 
 /// Records how set versions performed on catalog materials: one result, or a batch that
@@ -550,17 +554,32 @@ async fn apply_schema(
     ))
 }
 
-/// Returns the response parts of a set version: its `ETag` and its body.
-fn versioned(set: ParameterSet) -> (HeaderMap, Json<ParameterSet>) {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::ETAG, etag(set.version));
-    (headers, Json(set))
+/// Builds the options of a write: the expected version from `If-Match` or the request,
+/// and the author, [`DEFAULT_AUTHOR`] when the request names none.
+fn write_options(
+    headers: &HeaderMap,
+    expect_version: Option<u32>,
+    author: Option<String>,
+    note: String,
+) -> ApiResult<WriteOptions> {
+    Ok(WriteOptions {
+        expect_version: expected_version(headers, expect_version)?,
+        author: author
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_AUTHOR.to_owned()),
+        note,
+    })
 }
 
-fn author(requested: Option<String>) -> String {
-    requested
-        .filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_AUTHOR.to_owned())
+/// Runs a registry write on the blocking pool and returns the new version with its
+/// `ETag`.
+async fn write_version(
+    state: &AppState,
+    write: impl FnOnce(&Registry) -> kai_core::Result<ParameterSet> + Send + 'static,
+) -> ApiResult<(HeaderMap, Json<ParameterSet>)> {
+    let registry = state.registry();
+    let set = blocking(move || write(&registry)).await?;
+    Ok(versioned(set.version, set))
 }
 
 /// Fails with the first of `ids` that is not a catalog material, as `kai params record`
@@ -587,7 +606,7 @@ fn check_materials(state: &AppState, ids: &[String]) -> kai_core::Result<()> {
 /// Names each result's set version exactly: a result without a version takes the set's
 /// current one.
 fn with_versions(
-    registry: &kai_core::registry::Registry,
+    registry: &Registry,
     results: Vec<ResultRequest>,
 ) -> kai_core::Result<Vec<NewResult>> {
     let mut current: HashMap<(String, Option<String>), VersionRef> = HashMap::new();
