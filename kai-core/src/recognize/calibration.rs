@@ -22,6 +22,7 @@ pub struct Sample {
 
 /// A fitted temperature and how well it calibrates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Calibration {
     /// Divisor of the class scores before the softmax.

@@ -733,6 +733,30 @@ async fn catalog_summary_and_reindex() {
 }
 
 #[tokio::test]
+async fn calibration_read_and_refit() {
+    let Some(server) = common::server(UNLIMITED) else {
+        return;
+    };
+    let app = &server.app;
+    let (status, stored) = send(app, get("/api/catalog/calibration")).await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    // The import of the sample catalog fitted it on every catalog image.
+    assert_eq!(stored["samples"], 44, "{stored}");
+    assert!(
+        stored["temperature"].as_f64().is_some_and(|t| t > 0.0),
+        "{stored}"
+    );
+
+    let request = Request::post("/api/catalog/calibrate")
+        .body(Body::empty())
+        .expect("valid request");
+    let (status, refit) = send(app, request).await;
+    assert_eq!(status, StatusCode::OK, "{refit}");
+    // The same catalog gives the same fit.
+    assert_eq!(refit, stored);
+}
+
+#[tokio::test]
 async fn heads_train_and_list() {
     let Some(server) = common::server(UNLIMITED) else {
         return;

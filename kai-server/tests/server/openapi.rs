@@ -31,6 +31,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("/api/heads", "post"),
     ("/api/catalog", "get"),
     ("/api/catalog/reindex", "post"),
+    ("/api/catalog/calibration", "get"),
+    ("/api/catalog/calibrate", "post"),
     ("/api/parameters", "get"),
     ("/api/parameters/sets/{name}", "get"),
     ("/api/parameters/sets/{name}", "put"),

@@ -1,7 +1,9 @@
-//! `/api/catalog`: an overview of the store and its maintenance (`kai reindex`).
+//! `/api/catalog`: an overview of the store and its maintenance (`kai reindex`, the
+//! recognition calibration).
 
 use axum::Json;
 use axum::extract::State;
+use kai_core::recognize::calibration::Calibration;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +18,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(catalog_summary))
         .routes(routes!(reindex_catalog))
+        .routes(routes!(calibration))
+        .routes(routes!(calibrate))
 }
 
 /// The contents of the catalog and its storage.
@@ -89,4 +93,34 @@ async fn catalog_summary(State(state): State<AppState>) -> ApiResult<Json<Catalo
 async fn reindex_catalog(State(state): State<AppState>) -> ApiResult<Json<ReindexReport>> {
     let reindexed = blocking(move || state.catalog().reindex(&mut |_| {})).await?;
     Ok(Json(ReindexReport { reindexed }))
+}
+
+/// Returns the recognition calibration: the temperature of the class vote and how well it
+/// did on held-out catalog images (the default temperature before the first fit).
+#[utoipa::path(
+    get,
+    path = "/api/catalog/calibration",
+    tag = "catalog",
+    responses(
+        (status = 200, description = "The stored calibration", body = Calibration),
+        (status = 503, description = "The calibration file is unreadable", body = ErrorBody),
+    )
+)]
+async fn calibration(State(state): State<AppState>) -> ApiResult<Json<Calibration>> {
+    Ok(Json(blocking(move || state.catalog().calibration()).await?))
+}
+
+/// Fits the recognition calibration again on the catalog's own images, as an import does
+/// after it changes the catalog, and stores it.
+#[utoipa::path(
+    post,
+    path = "/api/catalog/calibrate",
+    tag = "catalog",
+    responses(
+        (status = 200, description = "The new calibration", body = Calibration),
+        (status = 503, description = "A model is missing or the store failed", body = ErrorBody),
+    )
+)]
+async fn calibrate(State(state): State<AppState>) -> ApiResult<Json<Calibration>> {
+    Ok(Json(blocking(move || state.catalog().calibrate()).await?))
 }
