@@ -1,30 +1,12 @@
-// Tests the native module against the real all-MiniLM-L6-v2 weights.
+// Tests `TextEmbedder`, a text model loaded outside any store, against the real
+// all-MiniLM-L6-v2 weights.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { homedir, tmpdir } from 'node:os'
-import { join } from 'node:path'
 
-const require = createRequire(import.meta.url)
-const { TextEmbedder } = require('../index.js')
-
-const modelDir = process.env.MODEL_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kai', 'models')
-const haveModel = existsSync(join(modelDir, 'all-minilm-l6-v2', 'model.safetensors'))
-const skip = haveModel ? false : 'all-minilm-l6-v2 not fetched; run `python3 models/fetch.py`'
-
-function cosine(a, b) {
-  let dot = 0, na = 0, nb = 0
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i]
-    na += a[i] * a[i]
-    nb += b[i] * b[i]
-  }
-  return dot / Math.sqrt(na * nb)
-}
+import { TextEmbedder, cosine, modelDir, rejectsWithCode, removeFolder, skip, tempFolder } from './helpers.mjs'
 
 test('embeds texts into unit Float32Arrays', { skip }, async () => {
-  const embedder = TextEmbedder.load()
+  const embedder = TextEmbedder.load(undefined, modelDir)
   assert.equal(embedder.name, 'all-minilm-l6-v2')
   assert.equal(embedder.dimension, 384)
   const vectors = await embedder.embed(['oak parquet flooring', 'solid wood floor boards', 'stainless steel sink'])
@@ -38,26 +20,45 @@ test('embeds texts into unit Float32Arrays', { skip }, async () => {
 })
 
 test('event loop keeps running during a long batch', { skip }, async () => {
-  const embedder = TextEmbedder.load()
+  const embedder = TextEmbedder.load(undefined, modelDir)
   const texts = Array.from({ length: 256 }, (_, i) => `reclaimed brick wall number ${i} `.repeat(8))
   let ticks = 0
-  const timer = setInterval(() => { ticks += 1 }, 1)
+  const timer = setInterval(() => {
+    ticks += 1
+  }, 1)
   const vectors = await embedder.embed(texts)
   clearInterval(timer)
   assert.equal(vectors.length, texts.length)
   assert.ok(ticks > 5, `only ${ticks} timer ticks ran during the batch`)
 })
 
+test('embed rejects texts that are not strings', { skip }, async () => {
+  const embedder = TextEmbedder.load(undefined, modelDir)
+  await rejectsWithCode(embedder.embed('oak'), 'KAI_INVALID_INPUT', /invalid texts/)
+})
+
 test('missing model throws with code KAI_MODEL_NOT_FOUND', () => {
-  const empty = mkdtempSync(join(tmpdir(), 'kai-models-'))
-  assert.throws(() => TextEmbedder.load('all-minilm-l6-v2', empty), (err) => {
-    assert.ok(err instanceof Error)
-    assert.equal(err.code, 'KAI_MODEL_NOT_FOUND')
-    assert.match(err.message, /kai models fetch all-minilm-l6-v2/)
-    return true
-  })
+  const empty = tempFolder('kai-models-')
+  try {
+    assert.throws(
+      () => TextEmbedder.load('all-minilm-l6-v2', empty),
+      (err) => {
+        assert.ok(err instanceof Error)
+        assert.equal(err.code, 'KAI_MODEL_NOT_FOUND')
+        assert.match(err.message, /kai models fetch all-minilm-l6-v2/)
+        return true
+      },
+    )
+  } finally {
+    removeFolder(empty)
+  }
 })
 
 test('unknown model throws with code KAI_NOT_FOUND', () => {
-  assert.throws(() => TextEmbedder.load('no-such-model', tmpdir()), { code: 'KAI_NOT_FOUND' })
+  const empty = tempFolder('kai-models-')
+  try {
+    assert.throws(() => TextEmbedder.load('no-such-model', empty), { code: 'KAI_NOT_FOUND' })
+  } finally {
+    removeFolder(empty)
+  }
 })

@@ -5,7 +5,7 @@
 use super::files::{WriteLock, load_spaces, save_space};
 use super::postgres::PgCatalogStorage;
 use super::record::Material;
-use super::storage::CatalogStorage;
+use super::storage::{CatalogStorage, ExpectedVersion};
 use super::store::{Catalog, metadata_of};
 use super::write::MaterialWrite;
 use crate::error::Result;
@@ -113,14 +113,17 @@ impl Catalog {
         Ok(materials)
     }
 
-    /// Deletes a material with its vectors; returns whether it existed.
-    pub(crate) fn delete_material(&mut self, id: &str) -> Result<bool> {
+    /// Deletes a material with its vectors if its version passes `expected`; returns
+    /// whether it existed.
+    pub(crate) fn delete_material(&mut self, id: &str, expected: ExpectedVersion) -> Result<bool> {
         let storage: &mut dyn CatalogStorage = match &mut self.backend {
             Backend::Embedded(storage) => storage.as_mut(),
             // The vectors go with the row (ON DELETE CASCADE) in the same transaction.
-            Backend::Postgres(storage) => return Ok(storage.delete(id)?.is_some()),
+            Backend::Postgres(storage) => {
+                return Ok(storage.delete_expecting(id, expected)?.is_some());
+            }
         };
-        let Some(material) = storage.delete(id)? else {
+        let Some(material) = storage.delete_expecting(id, expected)? else {
             return Ok(false);
         };
         for image in &material.images {

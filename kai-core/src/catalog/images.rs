@@ -106,6 +106,31 @@ impl ImageFolder {
         self.root.join(relative)
     }
 
+    /// Reads, hashes and decodes the stored image at `relative`.
+    ///
+    /// The store accepted the image when it was imported, so a limit lowered since then
+    /// does not reject it: each limit is raised to at least the file's size and its
+    /// declared pixel count. Errors name the image by its path inside the store
+    /// (`images/…`), never by its absolute path, so they can reach network clients.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`Error::Io`] for a missing or unreadable file and
+    /// [`Error::InvalidInput`] for a corrupt one.
+    pub fn load(&self, relative: &str, limits: &ImageLimits) -> Result<LoadedImage> {
+        let name = format!("images/{relative}");
+        let bytes = std::fs::read(self.path(relative))
+            .map_err(|err| Error::io("cannot read", name.as_str(), err))?;
+        let declared = probe(&bytes).map_or(0, |info| {
+            u64::from(info.width).saturating_mul(u64::from(info.height))
+        });
+        let limits = ImageLimits {
+            max_encoded_bytes: limits.max_encoded_bytes.max(bytes.len() as u64),
+            max_pixels: limits.max_pixels.max(declared),
+        };
+        LoadedImage::from_bytes(bytes, &limits, &name)
+    }
+
     /// Stores `image` under its hash and returns the path relative to the folder. An image
     /// that is already stored is not written again. The file appears whole or not at all:
     /// it is written to a temporary file in the same folder and renamed into place.

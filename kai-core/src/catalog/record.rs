@@ -23,7 +23,7 @@ pub const MAX_IMAGES: usize = 64;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MaterialInput {
-    /// Unique id: letters, digits, `-`, `_` and `.`.
+    /// Unique id: letters, digits, `-`, `_` and `.`, but not `.` or `..` alone.
     pub id: String,
     /// Display name.
     pub name: String,
@@ -149,7 +149,14 @@ impl MaterialInput {
         let field = |name: &str, reason: String| {
             Error::invalid(format!("material {}: {name}", self.id), reason)
         };
-        let id = self.id.trim().to_owned();
+        let id = self.id.clone();
+        if id.trim() != id {
+            // Trimming would store another id than the one the caller uses in URLs.
+            return Err(Error::invalid(
+                "material id",
+                format!("`{id}` has leading or trailing whitespace; remove it"),
+            ));
+        }
         if id.is_empty() || id.len() > MAX_FIELD_BYTES {
             return Err(Error::invalid(
                 "material id",
@@ -163,6 +170,13 @@ impl MaterialInput {
             return Err(Error::invalid(
                 "material id",
                 format!("`{id}` may contain only letters, digits, `-`, `_` and `.`"),
+            ));
+        }
+        if id == "." || id == ".." {
+            // URL paths resolve `.` and `..` segments, so such a material is unreachable.
+            return Err(Error::invalid(
+                "material id",
+                format!("`{id}` is reserved in URL paths; use letters or digits as well"),
             ));
         }
         let name = self.name.trim().to_owned();
@@ -304,6 +318,19 @@ mod tests {
         let mut bad = input();
         bad.tags = vec!["".into()];
         assert!(bad.normalized().unwrap_err().to_string().contains("tags"));
+    }
+
+    #[test]
+    fn ids_must_be_usable_in_urls() {
+        for bad in [".", "..", " lead", "trail ", "\toak"] {
+            let mut record = input();
+            record.id = bad.into();
+            let message = record.normalized().unwrap_err().to_string();
+            assert!(message.contains(&format!("`{bad}`")), "{message}");
+        }
+        let mut dotted = input();
+        dotted.id = "oak.v2".into();
+        assert_eq!(dotted.normalized().unwrap().id, "oak.v2");
     }
 
     #[test]

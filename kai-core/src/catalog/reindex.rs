@@ -3,7 +3,6 @@
 
 use super::backend::Backend;
 use super::files::{WriteLock, empty_space};
-use super::images::load_image;
 use super::postgres::{PgCatalogStorage, PgVectorSpace, vectors};
 use super::record::Material;
 use super::space::{SpaceKind, VectorSpace, unit_vector};
@@ -123,8 +122,7 @@ impl Catalog {
         let mut pixels: Vec<RgbImage> = Vec::new();
         for material in chunk {
             for image in &material.images {
-                let path = self.images.path(&image.path);
-                pixels.push(load_image(&path, &self.options.limits)?.pixels);
+                pixels.push(self.images.load(&image.path, &self.options.limits)?.pixels);
                 keys.push((image.key, material));
             }
         }

@@ -46,7 +46,9 @@ impl Default for FusionWeights {
 }
 
 impl FusionWeights {
-    fn validate(&self) -> Result<()> {
+    /// Checks each weight, and that the signals a query uses (`text`, `image`) do not all
+    /// weigh 0, which would give every result the score 0.
+    fn validate(&self, text: bool, image: bool) -> Result<()> {
         for (name, value) in [
             ("keyword", self.keyword),
             ("text", self.text),
@@ -63,6 +65,24 @@ impl FusionWeights {
             return Err(Error::invalid(
                 "weights.rankConstant",
                 format!("must be finite and at least 0, got {}", self.rank_constant),
+            ));
+        }
+        let mut used = Vec::new();
+        if text {
+            used.extend([("keyword", self.keyword), ("text", self.text)]);
+        }
+        if image {
+            used.push(("image", self.image));
+        }
+        if !used.is_empty() && used.iter().all(|(_, weight)| *weight == 0.0) {
+            let names: Vec<&str> = used.iter().map(|(name, _)| *name).collect();
+            return Err(Error::invalid(
+                "weights",
+                format!(
+                    "{} are all 0, so every result would score 0; give at least one of them \
+                     a positive weight",
+                    names.join(", ")
+                ),
             ));
         }
         Ok(())
@@ -135,7 +155,9 @@ impl Catalog {
                 format!("{} is too large to page to", query.offset),
             ));
         }
-        query.weights.validate()?;
+        query
+            .weights
+            .validate(text.is_some(), query.image.is_some())?;
         let filter = index_filter(&query.filter);
 
         let mut rankings: Vec<(f32, Vec<u64>)> = Vec::new();

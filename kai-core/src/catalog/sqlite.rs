@@ -115,6 +115,32 @@ impl SqliteStorage {
             .map_err(|err| storage_error("cannot read a material", err))?;
         material.map(|m| self.with_images(m)).transpose()
     }
+
+    /// Checks and deletes a material inside a transaction that the caller ends.
+    fn delete_in_transaction(
+        &mut self,
+        id: &str,
+        expected: ExpectedVersion,
+    ) -> Result<Option<Material>> {
+        let Some(material) = self.get(id)? else {
+            return Ok(None);
+        };
+        expected.check(id, Some(material.version))?;
+        let record = serde_json::to_string(&material).unwrap_or_default();
+        self.connection
+            .execute(
+                &format!(
+                    "INSERT INTO material_versions (id, version, record, change, changed_at)
+                     VALUES (?1, ?2, ?3, 'deleted', {NOW})"
+                ),
+                params![id, material.version + 1, record],
+            )
+            .map_err(|err| storage_error("cannot record the history", err))?;
+        self.connection
+            .execute("DELETE FROM materials WHERE pk = ?1", [material.key as i64])
+            .map_err(|err| storage_error("cannot delete a material", err))?;
+        Ok(Some(material))
+    }
 }
 
 /// Turns free text into an FTS5 query that matches any of its words, so punctuation in
@@ -275,28 +301,31 @@ impl CatalogStorage for SqliteStorage {
             .ok_or_else(|| Error::Storage(format!("material {} vanished after writing", record.id)))
     }
 
-    fn delete(&mut self, id: &str) -> Result<Option<Material>> {
-        let Some(material) = self.get(id)? else {
-            return Ok(None);
-        };
-        let record = serde_json::to_string(&material).unwrap_or_default();
-        let tx = self
-            .connection
-            .transaction()
+    fn delete_expecting(
+        &mut self,
+        id: &str,
+        expected: ExpectedVersion,
+    ) -> Result<Option<Material>> {
+        // IMMEDIATE takes the database's write lock before the read, so another process
+        // cannot change the version between the check and the deletion.
+        self.connection
+            .execute_batch("BEGIN IMMEDIATE")
             .map_err(|err| storage_error("cannot start a transaction", err))?;
-        tx.execute(
-            &format!(
-                "INSERT INTO material_versions (id, version, record, change, changed_at)
-                 VALUES (?1, ?2, ?3, 'deleted', {NOW})"
-            ),
-            params![id, material.version + 1, record],
-        )
-        .map_err(|err| storage_error("cannot record the history", err))?;
-        tx.execute("DELETE FROM materials WHERE pk = ?1", [material.key as i64])
-            .map_err(|err| storage_error("cannot delete a material", err))?;
-        tx.commit()
-            .map_err(|err| storage_error("cannot commit a deletion", err))?;
-        Ok(Some(material))
+        let result = self.delete_in_transaction(id, expected);
+        let end = if matches!(result, Ok(Some(_))) {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
+        if let Err(err) = self.connection.execute_batch(end) {
+            // A failed COMMIT can leave the transaction open, so end it before the next
+            // write starts one.
+            let _ = self.connection.execute_batch("ROLLBACK");
+            if result.is_ok() {
+                return Err(storage_error("cannot commit a deletion", err));
+            }
+        }
+        result
     }
 
     fn list(&self, filter: &MaterialFilter, offset: usize, limit: usize) -> Result<Vec<Material>> {

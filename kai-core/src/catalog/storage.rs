@@ -179,7 +179,21 @@ pub trait CatalogStorage: Send {
 
     /// Deletes a material and its images, records the deletion, and returns what was
     /// deleted.
-    fn delete(&mut self, id: &str) -> Result<Option<Material>>;
+    fn delete(&mut self, id: &str) -> Result<Option<Material>> {
+        self.delete_expecting(id, ExpectedVersion::Any)
+    }
+
+    /// Deletes a material as [`CatalogStorage::delete`] does if its stored version
+    /// passes `expected`. The check and the deletion run in one transaction, so no other
+    /// writer changes the material between them. An absent material returns `None`
+    /// for any `expected`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`crate::Error::Conflict`] when the stored version does not match
+    /// `expected`, and [`crate::Error::Storage`] when the database fails.
+    fn delete_expecting(&mut self, id: &str, expected: ExpectedVersion)
+    -> Result<Option<Material>>;
 
     /// Lists materials in id order.
     fn list(&self, filter: &MaterialFilter, offset: usize, limit: usize) -> Result<Vec<Material>>;

@@ -534,7 +534,7 @@ impl Catalog {
             current
                 .images
                 .iter()
-                .map(|image| load_image(&self.images.path(&image.path), &self.options.limits))
+                .map(|image| self.images.load(&image.path, &self.options.limits))
                 .collect::<Result<_>>()?
         } else {
             record
@@ -561,7 +561,20 @@ impl Catalog {
     ///
     /// Returns [`Error::Storage`] when the store cannot be written.
     pub fn delete(&mut self, id: &str) -> Result<bool> {
-        self.with_write(|catalog| catalog.delete_material(id))
+        self.delete_expecting(id, None)
+    }
+
+    /// Deletes a material as [`Catalog::delete`] does, but with `expected_version` only
+    /// while it is at that version. The storage checks the version in the deletion's
+    /// transaction.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`Error::Conflict`] when the material is at another version, and
+    /// [`Error::Storage`] when the store cannot be written.
+    pub fn delete_expecting(&mut self, id: &str, expected_version: Option<u32>) -> Result<bool> {
+        let expected = expected_version.map_or(ExpectedVersion::Any, ExpectedVersion::Exactly);
+        self.with_write(|catalog| catalog.delete_material(id, expected))
     }
 }
 

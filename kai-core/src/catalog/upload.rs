@@ -1,7 +1,7 @@
 //! Writing one material whose images arrive as bytes, as a network API receives them,
 //! instead of as files in a catalog folder.
 
-use super::images::{LoadedImage, load_image};
+use super::images::LoadedImage;
 use super::record::{MAX_IMAGES, Material, MaterialInput};
 use super::storage::ExpectedVersion;
 use super::store::{Catalog, ImportReport, content_hash};
@@ -22,7 +22,12 @@ enum Intent {
     /// The material must not exist yet.
     Create,
     /// The material must exist, at this version when one is given.
-    Replace(Option<u32>),
+    Replace {
+        expected_version: Option<u32>,
+        /// Whether an empty `record.images` without uploads removes every stored image
+        /// instead of keeping them all.
+        images_listed: bool,
+    },
 }
 
 impl Catalog {
@@ -68,10 +73,34 @@ impl Catalog {
         uploads: &[UploadedImage],
         expected_version: Option<u32>,
     ) -> Result<Material> {
+        let intent = Intent::Replace {
+            expected_version,
+            images_listed: false,
+        };
         let uploads = self.decode_uploads(uploads)?;
-        self.with_write(|catalog| {
-            catalog.put_uploaded(record, uploads, Intent::Replace(expected_version))
-        })
+        self.with_write(|catalog| catalog.put_uploaded(record, uploads, intent))
+    }
+
+    /// Replaces a stored material as [`Catalog::replace_uploaded`] does, except that
+    /// `record.images` is always the complete list of stored images to keep, so an empty
+    /// list without uploads removes every image. Clients that tell an absent list from an
+    /// empty one, such as a JSON API, call this when the list is present.
+    ///
+    /// # Errors
+    ///
+    /// As [`Catalog::replace_uploaded`].
+    pub fn replace_uploaded_listed(
+        &mut self,
+        record: &MaterialInput,
+        uploads: &[UploadedImage],
+        expected_version: Option<u32>,
+    ) -> Result<Material> {
+        let intent = Intent::Replace {
+            expected_version,
+            images_listed: true,
+        };
+        let uploads = self.decode_uploads(uploads)?;
+        self.with_write(|catalog| catalog.put_uploaded(record, uploads, intent))
     }
 
     /// Decodes and hashes uploads outside the write lock, because decoding is the slow
@@ -104,22 +133,36 @@ impl Catalog {
         let current = self.storage().get(&record.id)?;
         let expected = match (intent, &current) {
             (Intent::Create, _) => ExpectedVersion::Absent,
-            (Intent::Replace(_), None) => {
+            (Intent::Replace { .. }, None) => {
                 return Err(Error::NotFound {
                     what: "material",
                     name: record.id.clone(),
                     hint: " (create it first)".to_owned(),
                 });
             }
-            (Intent::Replace(Some(version)), Some(_)) => ExpectedVersion::Exactly(version),
-            (Intent::Replace(None), Some(stored)) => ExpectedVersion::Exactly(stored.version),
+            (
+                Intent::Replace {
+                    expected_version: Some(version),
+                    ..
+                },
+                Some(_),
+            ) => ExpectedVersion::Exactly(version),
+            (Intent::Replace { .. }, Some(stored)) => ExpectedVersion::Exactly(stored.version),
         };
+        let images_listed = matches!(
+            intent,
+            Intent::Replace {
+                images_listed: true,
+                ..
+            }
+        );
         // Checked before any image is copied, so a stale write leaves no files behind.
         // The storage checks again in the write's transaction.
         expected.check(&record.id, current.as_ref().map(|m| m.version))?;
 
         let stored_images = current.as_ref().map_or(&[][..], |m| m.images.as_slice());
-        let kept_paths: Vec<String> = if record.images.is_empty() && uploads.is_empty() {
+        let keep_all = !images_listed && record.images.is_empty() && uploads.is_empty();
+        let kept_paths: Vec<String> = if keep_all {
             stored_images.iter().map(|i| i.path.clone()).collect()
         } else {
             record.images.clone()
@@ -135,7 +178,7 @@ impl Catalog {
                     ),
                 ));
             }
-            images.push(load_image(&self.images.path(path), &self.options.limits)?);
+            images.push(self.images.load(path, &self.options.limits)?);
         }
         images.extend(uploads);
         if images.len() > MAX_IMAGES {

@@ -86,7 +86,8 @@ pub enum CacheEvent<'a> {
         /// The model name.
         name: &'a str,
     },
-    /// A lookup did not find the model, so it is loaded next.
+    /// A lookup did not find the model, so this caller loads it next (the load may still
+    /// fail, for an unknown model or missing files).
     Miss {
         /// The model name.
         name: &'a str,
@@ -328,16 +329,17 @@ impl ModelCache {
             self.emit(&CacheEvent::Hit { name: &key });
             return Ok(found);
         }
-        self.emit(&CacheEvent::Miss { name: &key });
-
         let _turn = self
             .loading
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Another caller may have loaded the model while this one waited for its turn.
+        // Another caller may have loaded the model while this one waited for its turn; that
+        // counts as a hit, so misses match the loads they start.
         if let Some(found) = self.lookup(&key) {
+            self.emit(&CacheEvent::Hit { name: &key });
             return Ok(found);
         }
+        self.emit(&CacheEvent::Miss { name: &key });
 
         let started = Instant::now();
         let model = self.load_model(&key, expected)?;

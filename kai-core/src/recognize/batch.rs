@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::calibration::softmax;
 use super::{
     ClassConfidence, Head, MATERIAL_TYPE_DOMAIN, MaterialMatch, NEIGHBOURS, Recognition,
-    RecognizeOptions, class_scores,
+    RecognizeOptions, class_scores, cosine,
 };
 use crate::catalog::{Catalog, Material};
 use crate::error::{Error, Result};
@@ -193,7 +193,7 @@ impl Catalog {
             let weight = shared.options.hint_weight;
             for (material, score) in &mut best {
                 if let Some(text) = self.text_index().get(material.key)? {
-                    let similarity: f32 = text.iter().zip(query).map(|(a, b)| a * b).sum();
+                    let similarity = cosine(text.iter().zip(query).map(|(a, b)| a * b).sum());
                     *score = (1.0 - weight) * *score + weight * similarity;
                 }
             }

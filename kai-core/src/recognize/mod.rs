@@ -146,6 +146,12 @@ pub(crate) fn class_scores(hits: &[(f32, String)], classes: &[String]) -> Vec<f3
         .collect()
 }
 
+/// Clamps a cosine similarity of unit vectors to [-1, 1]. Rounding in the dot product
+/// gives values such as 1.0000001 for an exact match.
+pub(crate) fn cosine(similarity: f32) -> f32 {
+    similarity.clamp(-1.0, 1.0)
+}
+
 impl Catalog {
     /// Returns the material of each hit, in hit order, with the hit's similarity.
     pub(crate) fn neighbour_materials(&self, hits: &[Hit]) -> Result<Vec<(Material, f32)>> {
@@ -161,7 +167,7 @@ impl Catalog {
                 }
             };
             if let Some(material) = material {
-                out.push((material, hit.score));
+                out.push((material, cosine(hit.score)));
             }
         }
         Ok(out)
@@ -244,6 +250,13 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cosine_is_clamped() {
+        assert_eq!(cosine(1.000_000_1), 1.0);
+        assert_eq!(cosine(-1.000_000_1), -1.0);
+        assert_eq!(cosine(0.5), 0.5);
+    }
 
     #[test]
     fn class_scores_take_the_nearest_of_each_type() {

@@ -16,6 +16,10 @@ crate::on_both_backends!(
     failed_create_changes_nothing,
     replace_keeps_adds_and_replaces_photos,
     failed_replace_changes_nothing,
+    listed_empty_images_remove_photos,
+    delete_checks_the_version,
+    stored_images_pass_lowered_limits,
+    ids_must_be_usable_in_urls,
 );
 
 /// Opens a store with the four test records imported.
@@ -244,4 +248,90 @@ fn failed_replace_changes_nothing(backend: Backend) {
     assert_eq!(catalog.get("launch-steel").unwrap().unwrap(), before);
     assert_eq!(catalog.history("launch-steel").unwrap().len(), 1);
     assert_eq!(image_files(&store), files);
+}
+
+fn listed_empty_images_remove_photos(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut catalog = imported(&env, dir.path());
+    let mut fields: MaterialInput = serde_json::from_value(records()[0].clone()).unwrap();
+    fields.images.clear();
+
+    let kept = catalog.replace_uploaded(&fields, &[], None).unwrap();
+    assert_eq!(kept.images.len(), 1, "an unlisted replace keeps the photos");
+
+    let removed = catalog.replace_uploaded_listed(&fields, &[], None).unwrap();
+    assert_eq!(removed.version, 3);
+    assert!(removed.images.is_empty(), "{removed:?}");
+    assert_eq!(catalog.image_index().len().unwrap(), 3);
+    let history = catalog.history("tabby-fur").unwrap();
+    assert_eq!(history[2].record["images"], json!([]));
+}
+
+fn delete_checks_the_version(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut catalog = imported(&env, dir.path());
+
+    let err = catalog.delete_expecting("red-brick", Some(2)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("at version 1"), "{err}");
+    assert!(catalog.get("red-brick").unwrap().is_some());
+    assert_eq!(catalog.history("red-brick").unwrap().len(), 1);
+    assert_eq!(catalog.image_index().len().unwrap(), 4);
+
+    assert!(catalog.delete_expecting("red-brick", Some(1)).unwrap());
+    assert!(catalog.get("red-brick").unwrap().is_none());
+    assert_eq!(catalog.image_index().len().unwrap(), 3);
+    assert_eq!(catalog.text_index().len().unwrap(), 3);
+    let history = catalog.history("red-brick").unwrap();
+    assert_eq!(history.last().unwrap().change, "deleted");
+
+    // An absent material is not a conflict, whatever version the caller expected.
+    assert!(!catalog.delete_expecting("red-brick", Some(1)).unwrap());
+}
+
+fn stored_images_pass_lowered_limits(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    drop(imported(&env, dir.path()));
+
+    // Limits far below the stored photos, as after lowering KAI_MAX_IMAGE_BYTES and
+    // KAI_MAX_IMAGE_PIXELS.
+    let mut options = env.options(&store);
+    options.limits = ImageLimits {
+        max_encoded_bytes: 100,
+        max_pixels: 100,
+    };
+    let mut catalog = Catalog::open(options).unwrap();
+    assert_eq!(catalog.reindex(&mut |_| {}).unwrap(), 4);
+    let mut fields: MaterialInput = serde_json::from_value(records()[0].clone()).unwrap();
+    fields.images.clear();
+    fields.name = "Tabby fur, short".into();
+    let kept = catalog.replace_uploaded(&fields, &[], None).unwrap();
+    assert_eq!(kept.images.len(), 1);
+
+    // An error about a stored file names it inside the store, not by its absolute path.
+    let image = catalog.get("red-brick").unwrap().unwrap().images[0]
+        .path
+        .clone();
+    std::fs::remove_file(store.join("images").join(&image)).unwrap();
+    let message = catalog.reindex(&mut |_| {}).unwrap_err().to_string();
+    assert!(message.contains(&format!("images/{image}")), "{message}");
+    let root = store.to_string_lossy().into_owned();
+    assert!(!message.contains(&root), "{message}");
+}
+
+fn ids_must_be_usable_in_urls(backend: Backend) {
+    let Some(env) = Env::new(backend) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut catalog = imported(&env, dir.path());
+    for id in [".", "..", " lead", "trail "] {
+        let err = catalog.create_uploaded(&record(id), &[]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains(&format!("`{id}`")), "{err}");
+    }
+    assert!(catalog.get("lead").unwrap().is_none());
+    assert_eq!(material_count(&catalog), 4);
 }

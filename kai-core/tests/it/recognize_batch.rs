@@ -201,6 +201,30 @@ fn cache_evicts_least_recently_used() {
 }
 
 #[test]
+fn concurrent_lookups_count_one_miss() {
+    let Some(models) = models() else { return };
+    let misses = Arc::new(Mutex::new(0_usize));
+    let hits = Arc::new(Mutex::new(0_usize));
+    let (miss_sink, hit_sink) = (Arc::clone(&misses), Arc::clone(&hits));
+    let cache = ModelCache::new(models, Device::Cpu, 2)
+        .unwrap()
+        .with_observer(Arc::new(move |event: &CacheEvent<'_>| match event {
+            CacheEvent::Miss { .. } => *miss_sink.lock().unwrap() += 1,
+            CacheEvent::Hit { .. } => *hit_sink.lock().unwrap() += 1,
+            _ => {}
+        }));
+
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| cache.text(DEFAULT_TEXT_MODEL).unwrap());
+        }
+    });
+    // One caller loads the model; the others find it loaded, before or after waiting.
+    assert_eq!(*misses.lock().unwrap(), 1);
+    assert_eq!(*hits.lock().unwrap(), 3);
+}
+
+#[test]
 fn catalog_takes_models_from_the_cache() {
     let Some(models) = models() else { return };
     let dir = tempfile::tempdir().unwrap();

@@ -93,6 +93,10 @@ pub struct ServerConfig {
     /// Browser origins allowed by CORS and `/mcp` (`KAI_ALLOWED_ORIGINS`); `*` allows
     /// any. Requests without an `Origin` header are not browser requests and pass.
     pub allowed_origins: Vec<String>,
+    /// Request images decoded at once (`KAI_MAX_CONCURRENT_DECODES`, default the number
+    /// of CPUs, at least 2). A decoded image takes up to 4 bytes per pixel of
+    /// `KAI_MAX_IMAGE_PIXELS`, so this bounds the memory that uploads can claim.
+    pub max_concurrent_decodes: usize,
     /// Largest request body in bytes (`KAI_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// How long a readiness component may take before it counts as failed
@@ -170,7 +174,7 @@ impl ServerConfig {
             model_cache_size: model_cache_size(&get)?,
             max_batch_size,
             batch_window: millis(&get, "KAI_BATCH_WINDOW_MS", 5, true)?,
-            jwt_secret: get("JWT_SECRET").map(JwtSecret),
+            jwt_secret: jwt_secret(&var)?,
             default_rate: rate(&get, "DEFAULT", 100)?,
             ml_rate: rate(&get, "ML", 10)?,
             agent_rate: rate(&get, "AGENT", 30)?,
@@ -184,6 +188,11 @@ impl ServerConfig {
                 "KAI_ALLOWED_ORIGINS",
                 &["http://localhost:*", "http://127.0.0.1:*"],
             ),
+            max_concurrent_decodes: positive(
+                &get,
+                "KAI_MAX_CONCURRENT_DECODES",
+                std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            )?,
             max_body_bytes: positive(&get, "KAI_MAX_BODY_BYTES", 32 << 20)?,
             ready_timeout: millis(&get, "KAI_READY_TIMEOUT_MS", 2_000, false)?,
             shutdown_timeout: millis(&get, "KAI_SHUTDOWN_TIMEOUT_MS", 30_000, false)?,
@@ -201,10 +210,25 @@ impl ServerConfig {
     }
 }
 
+/// Reads `JWT_SECRET`. Unlike other variables, a set but blank value is an error: it most
+/// likely comes from an empty key in a Kubernetes Secret, and treating it as unset would
+/// serve without authentication.
+fn jwt_secret(var: &impl Fn(&str) -> Option<String>) -> Result<Option<JwtSecret>> {
+    match var("JWT_SECRET") {
+        None => Ok(None),
+        Some(secret) if secret.trim().is_empty() => Err(Error::invalid(
+            "JWT_SECRET",
+            "is set but empty; give the signing secret, or unset the variable to serve \
+             without authentication",
+        )),
+        Some(secret) => Ok(Some(JwtSecret(secret))),
+    }
+}
+
 /// Reads `MODEL_CACHE_SIZE` (default 5). The catalog keeps its text and image model
 /// loaded, so a cache of one would evict one of them on every recognition or search.
 fn model_cache_size(get: &impl Fn(&str) -> Option<String>) -> Result<usize> {
-    let size = positive(get, "MODEL_CACHE_SIZE", 5)?;
+    let size: usize = parse(get, "MODEL_CACHE_SIZE", 5)?;
     if size < 2 {
         return Err(Error::invalid(
             "MODEL_CACHE_SIZE",
@@ -334,6 +358,8 @@ mod tests {
             ("MCP_SERVER_PORT", "eighty"),
             ("MODEL_CACHE_SIZE", "0"),
             ("MODEL_CACHE_SIZE", "1"),
+            ("JWT_SECRET", " "),
+            ("KAI_MAX_CONCURRENT_DECODES", "0"),
             ("MAX_BATCH_SIZE", "1000"),
             ("ENABLE_AGENT_API", "maybe"),
             ("LOG_FORMAT", "xml"),

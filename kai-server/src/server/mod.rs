@@ -65,6 +65,19 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Names `KAI_DATA_DIR` in an error about the store folder itself, so an operator knows
+/// which setting to fix.
+fn name_store_variable(err: kai_core::Error, store: &std::path::Path) -> kai_core::Error {
+    match err {
+        kai_core::Error::Io { path, source, .. } if path == store => kai_core::Error::Io {
+            op: "cannot use the store folder (KAI_DATA_DIR)",
+            path,
+            source,
+        },
+        other => other,
+    }
+}
+
 /// Opens the state from `config` and serves on `config.listen` until a shutdown signal.
 ///
 /// # Errors
@@ -74,9 +87,11 @@ pub async fn serve(config: ServerConfig) -> kai_core::Result<()> {
     // The metrics recorder goes in first, so nothing recorded while the state opens is lost.
     ops::metrics::handle();
     let listen = config.listen;
+    let store = config.store.clone();
     let state = tokio::task::spawn_blocking(move || AppState::open(config))
         .await
-        .map_err(|err| kai_core::Error::Internal(err.to_string()))??;
+        .map_err(|err| kai_core::Error::Internal(err.to_string()))?
+        .map_err(|err| name_store_variable(err, &store))?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|err| kai_core::Error::io("cannot listen on", listen.to_string(), err))?;

@@ -20,6 +20,10 @@ use kai_core::recognize::{Recognition, RecognizeOptions};
 use kai_core::registry::Registry;
 use kai_core::{Device, Embeddings, Error, ImageEmbedder, Result, TextEmbedder};
 
+mod decodes;
+
+pub use decodes::{DecodeCounts, DecodeLimit, DecodePermit};
+
 use super::batch::{
     self, BatchCounters, BatchKind, BatchSettings, BatchStats, Batcher, ImageJob, RecognitionJob,
     TextJob,
@@ -47,6 +51,7 @@ struct Inner {
     registry: Arc<Registry>,
     models: Arc<ModelCache>,
     batchers: Batchers,
+    decodes: DecodeLimit,
     started: Instant,
 }
 
@@ -84,6 +89,7 @@ impl AppState {
         )?
         .with_observer(Arc::new(record_cache_event));
         let models = Arc::new(models);
+
         let mut catalog = Catalog::open(config.store_options(device.clone()))?;
         catalog.use_model_cache(Arc::clone(&models))?;
         let catalog = Arc::new(Mutex::new(catalog));
@@ -93,6 +99,8 @@ impl AppState {
             window: config.batch_window,
         };
         let batchers = Batchers::new(settings, Arc::clone(&catalog));
+
+        let decodes = DecodeLimit::new(config.max_concurrent_decodes);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -101,6 +109,7 @@ impl AppState {
                 registry: Arc::new(registry),
                 models,
                 batchers,
+                decodes,
                 started: Instant::now(),
             }),
         })
@@ -150,12 +159,20 @@ impl AppState {
         &self.inner.config.image_limits
     }
 
-    /// Decodes an uploaded image within the configured limits.
+    /// Returns the bound on concurrent decodes of request images. Every decode of a
+    /// request image holds one of its permits.
+    pub fn decode_limit(&self) -> &DecodeLimit {
+        &self.inner.decodes
+    }
+
+    /// Decodes an uploaded image within the configured limits, waiting for a permit of
+    /// [`AppState::decode_limit`] first. Call it on the blocking thread pool.
     ///
     /// # Errors
     ///
     /// Returns [`Error::InvalidInput`] for an empty, corrupt or oversized image.
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage> {
+        let _permit = self.decode_limit().acquire();
         decode(bytes, self.image_limits())
     }
 
@@ -249,14 +266,17 @@ impl AppState {
         blocking(move || models.image(&name)).await
     }
 
-    /// Decodes several uploaded photos. An error names the photo by its 1-based position.
+    /// Decodes several uploaded photos under one permit, because the request keeps every
+    /// decoded photo until the last one is decoded. An error names the photo by its
+    /// 1-based position.
     fn decode_all(&self, images: &[Bytes]) -> Result<Vec<RgbImage>> {
         let several = images.len() > 1;
+        let _permit = self.decode_limit().acquire();
         images
             .iter()
             .enumerate()
             .map(|(index, bytes)| {
-                self.decode(bytes).map_err(|err| match err {
+                decode(bytes, self.image_limits()).map_err(|err| match err {
                     Error::InvalidInput { reason, .. } if several => {
                         Error::invalid(format!("image {}", index + 1), reason)
                     }

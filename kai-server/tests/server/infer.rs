@@ -576,13 +576,15 @@ async fn quality_reports_and_thresholds() {
     for (field, value, needle) in [
         ("maxNoise", "loud", "maxNoise"),
         ("minShortSide", "1.5", "quality thresholds"),
-        ("maxNoise", "-1", "max_noise"),
+        ("maxNoise", "-1", "maxNoise"),
+        ("minSharpness", "-1", "minSharpness"),
     ] {
         let (status, body) =
             common::send(app, upload("/api/quality", &image, &[(field, value)])).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value}: {body}");
         let message = common::error_message(&body, "KAI_INVALID_INPUT");
         assert!(message.contains(needle), "{field}={value}: {message}");
+        assert!(!message.contains('_'), "{field}={value}: {message}");
     }
 }
 
@@ -782,4 +784,166 @@ async fn openapi_documents_the_routes() {
     let form = &recognize["requestBody"]["content"]["multipart/form-data"]["schema"];
     assert!(form["properties"]["image"].is_object(), "{recognize}");
     assert!(form["properties"]["topK"].is_object(), "{recognize}");
+}
+
+#[tokio::test]
+async fn recognize_names_fields_in_camel_case() {
+    let Some(server) = server(&[]) else { return };
+    let image = photo_bytes(WOOD);
+    for (field, value) in [
+        ("topK", "0"),
+        ("hintWeight", "2"),
+        ("unknownThreshold", "3"),
+    ] {
+        let request = upload("/api/recognize", &image, &[(field, value)]);
+        let (status, body) = common::send(&server.app, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value}: {body}");
+        let message = common::error_message(&body, "KAI_INVALID_INPUT");
+        assert!(message.contains(field), "{field}={value}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn exact_matches_score_at_most_one() {
+    let Some(server) = server(&[]) else { return };
+    let catalog = common::repo().join("examples/catalog");
+    let records: Value = serde_json::from_slice(
+        &std::fs::read(catalog.join("catalog.json")).expect("the catalog file"),
+    )
+    .expect("the catalog is JSON");
+    let requests: Vec<Request<Body>> = records
+        .as_array()
+        .expect("a list of records")
+        .iter()
+        .take(12)
+        .map(|record| {
+            let path = record["images"][0].as_str().expect("an image path");
+            let bytes = std::fs::read(catalog.join(path)).expect("the catalog photo");
+            upload("/api/recognize", &bytes, &[])
+        })
+        .collect();
+    for (status, body) in send_all(&server.app, requests).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let best = body["materials"][0]["score"].as_f64().expect("a score");
+        assert!(best <= 1.0, "{body}");
+        assert!(best > 0.99, "a catalog photo matches itself: {body}");
+    }
+}
+
+#[tokio::test]
+async fn decodes_wait_for_a_permit() {
+    let Some(server) = server(&[]) else { return };
+    let app = &server.app;
+    let limit = server.state.decode_limit();
+    let capacity = limit.counts().capacity;
+    assert!(capacity >= 2, "{:?}", limit.counts());
+
+    // The test holds every permit, so each request below must wait before it decodes.
+    let held: Vec<_> = (0..capacity).map(|_| limit.acquire()).collect();
+    let image = photo_bytes(WOOD);
+    let record =
+        json!({"id": "decoded-planks", "name": "Planks", "materialType": "wood"}).to_string();
+    let requests = vec![
+        upload("/api/recognize", &image, &[]),
+        upload("/api/classify-texture", &image, &[]),
+        upload("/api/quality", &image, &[]),
+        upload("/api/embed/image", &image, &[]),
+        upload("/api/materials/search", &image, &[]),
+        common::multipart(
+            "/api/materials",
+            &[
+                ("record", None, record.as_bytes()),
+                ("image", Some("planks.jpg"), &image),
+            ],
+        ),
+    ];
+    let count = requests.len();
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let app = app.clone();
+            tokio::spawn(async move { common::send(&app, request).await })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while limit.counts().waiting < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the requests never waited for a permit: {:?}",
+            limit.counts()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let counts = limit.counts();
+    assert_eq!(counts.running, capacity, "{counts:?}");
+    assert_eq!(counts.waiting, count, "{counts:?}");
+    assert!(tasks.iter().all(|task| !task.is_finished()));
+
+    drop(held);
+    for task in tasks {
+        let (status, body) = task.await.expect("the request task finishes");
+        assert!(status.is_success(), "{status}: {body}");
+    }
+    let counts = limit.counts();
+    assert_eq!(counts.running, 0, "{counts:?}");
+    assert_eq!(counts.waiting, 0, "{counts:?}");
+    assert_eq!(counts.peak, capacity, "{counts:?}");
+}
+
+#[tokio::test]
+async fn rejected_uploads_still_get_their_answer() {
+    let Some(server) = common::server(&[
+        ("KAI_MAX_IMAGE_BYTES", "100000"),
+        UNLIMITED[0],
+        UNLIMITED[1],
+    ]) else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let address = listener.local_addr().expect("the bound address");
+    let app = kai_server::server::router(server.state.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // A photo 120 times over the limit: the server rejects it after the first 100 kB and
+    // must still read the rest, or the client's pending data resets the connection and
+    // the 413 is lost.
+    let boundary = "kai-drain-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(std::iter::repeat_n(0xAB_u8, 12_000_000));
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let head = format!(
+        "POST /api/quality HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; \
+         boundary={boundary}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let response = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).expect("connects");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("read timeout");
+        stream.write_all(head.as_bytes()).expect("head sent");
+        let sent = stream.write_all(&body);
+        let mut response = Vec::new();
+        let read = stream.read_to_end(&mut response);
+        (
+            sent.is_ok(),
+            read.is_ok(),
+            String::from_utf8_lossy(&response).into_owned(),
+        )
+    })
+    .await
+    .expect("the client thread finishes");
+    let (sent, read, text) = response;
+    assert!(sent, "the upload was cut off: {text}");
+    assert!(read, "the connection was reset: {text}");
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("KAI_MAX_IMAGE_BYTES"), "{text}");
 }

@@ -890,3 +890,233 @@ fn photo_uploads(id: &str, bytes: &[u8]) -> [Request<Body>; 2] {
     );
     [upload, search]
 }
+
+fn delete_request(uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut request = Request::delete(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Body::empty()).expect("valid request")
+}
+
+#[tokio::test]
+async fn delete_honours_versions() {
+    let Some(server) = common::server(UNLIMITED) else {
+        return;
+    };
+    let app = &server.app;
+    let uri = "/api/materials/fine-dark-grit";
+    let cases = [
+        (
+            delete_request(uri, &[("If-Match", "\"2\"")]),
+            StatusCode::CONFLICT,
+            "version 1",
+        ),
+        (
+            delete_request(&format!("{uri}?expectVersion=2"), &[]),
+            StatusCode::CONFLICT,
+            "version 1",
+        ),
+        (
+            delete_request(uri, &[("If-Match", "latest")]),
+            StatusCode::BAD_REQUEST,
+            "If-Match",
+        ),
+        (
+            delete_request(&format!("{uri}?version=1"), &[]),
+            StatusCode::BAD_REQUEST,
+            "version",
+        ),
+    ];
+    for (request, expected, named) in cases {
+        let (status, body) = send(app, request).await;
+        assert_eq!(status, expected, "{body}");
+        let message = body["error"]["message"].as_str().expect("an error message");
+        assert!(message.contains(named), "{message}");
+    }
+    let (status, _) = send(app, get(uri)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a rejected delete keeps the material"
+    );
+
+    let (status, body) = send(app, delete_request(uri, &[("If-Match", "W/\"1\"")])).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = send(app, delete_request(uri, &[("If-Match", "*")])).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    let other = "/api/materials/grey-gravel";
+    let (status, body) = send(app, delete_request(other, &[("If-Match", "*")])).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(material_count(app).await, 42);
+}
+
+#[tokio::test]
+async fn replace_accepts_if_match_any() {
+    let Some(server) = common::server(UNLIMITED) else {
+        return;
+    };
+    let app = &server.app;
+    let record = json!({"name": "Pebbles", "materialType": "gravel"});
+    let uri = "/api/materials/beach-pebbles";
+    let (status, body) = send(app, json_with("PUT", uri, &[("If-Match", "*")], &record)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], 2);
+    let absent = "/api/materials/no-such-material";
+    let (status, body) = send(app, json_with("PUT", absent, &[("If-Match", "*")], &record)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+#[tokio::test]
+async fn empty_image_list_removes_photos() {
+    let Some(server) = common::server(UNLIMITED) else {
+        return;
+    };
+    let app = &server.app;
+    let fields = json!({"name": "Grey gravel", "materialType": "gravel"});
+    let uri = "/api/materials/grey-gravel";
+    let (status, body) = send(app, json("PUT", uri, &fields)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["images"].as_array().expect("images").len(), 1);
+
+    let mut listed = fields.clone();
+    listed["images"] = json!([]);
+    let (status, body) = send(app, json("PUT", uri, &listed)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["images"], json!([]));
+    let (_, stored) = send(app, get(uri)).await;
+    assert_eq!(stored["images"], json!([]));
+
+    let uri = "/api/materials/beach-pebbles";
+    let text = json!({"name": "Pebbles", "materialType": "gravel", "images": []}).to_string();
+    let request = multipart_with("PUT", uri, &[("record", None, text.as_bytes())]);
+    let (status, body) = send(app, request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["images"], json!([]));
+}
+
+#[tokio::test]
+async fn create_rejects_unusable_ids() {
+    let Some(server) = common::server(UNLIMITED) else {
+        return;
+    };
+    let app = &server.app;
+    for id in [".", "..", " lead"] {
+        let (status, body) = send(app, json("POST", "/api/materials", &new_record(id))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{id}: {body}");
+        let message = error_message(&body, "KAI_INVALID_INPUT");
+        assert!(message.contains(&format!("`{id}`")), "{message}");
+    }
+    let (status, _) = send(app, get("/api/materials/lead")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(material_count(app).await, 44);
+}
+
+#[tokio::test]
+async fn search_rejects_zero_weights() {
+    let Some(server) = common::server(UNLIMITED) else {
+        return;
+    };
+    let app = &server.app;
+    let search = json!({
+        "query": "grey gravel",
+        "weights": {"keyword": 0, "text": 0, "image": 0}
+    });
+    let (status, body) = send(app, json("POST", "/api/materials/search", &search)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = error_message(&body, "KAI_INVALID_INPUT");
+    assert!(message.contains("weights"), "{message}");
+
+    // An unused signal may weigh 0.
+    let search = json!({"query": "grey gravel", "weights": {"image": 0}});
+    let (status, body) = send(app, json("POST", "/api/materials/search", &search)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn reindex_accepts_stored_images_over_limits() {
+    let Some(server) = common::server(&[
+        ("DEFAULT_RATE_LIMIT", "100000"),
+        ("ML_RATE_LIMIT", "100000"),
+        ("KAI_MAX_IMAGE_BYTES", "1000"),
+    ]) else {
+        return;
+    };
+    let app = &server.app;
+    let (status, body) = send(app, post("/api/catalog/reindex")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reindexed"], 44);
+
+    // An error about a stored image names it inside the store, not on the server's disk.
+    let (_, material) = send(app, get("/api/materials/grey-gravel")).await;
+    let image = material["images"][0]["path"].as_str().expect("a path");
+    std::fs::remove_file(server.store.join("images").join(image)).expect("remove the photo");
+    let (status, body) = send(app, post("/api/catalog/reindex")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let message = error_message(&body, "KAI_STORAGE");
+    assert!(message.contains(&format!("images/{image}")), "{message}");
+    let root = server.store.to_string_lossy().into_owned();
+    assert!(!message.contains(&root), "{message}");
+}
+
+fn post(uri: &str) -> Request<Body> {
+    Request::post(uri)
+        .body(Body::empty())
+        .expect("valid request")
+}
+
+#[tokio::test]
+async fn write_routes_reject_query_parameters() {
+    let Some(server) = common::server(UNLIMITED) else {
+        return;
+    };
+    let app = &server.app;
+    let record = new_record("query-slate");
+    let requests = [
+        json("POST", "/api/materials?colour=red", &record),
+        json(
+            "POST",
+            "/api/materials/search?colour=red",
+            &json!({"query": "slate"}),
+        ),
+        post("/api/catalog/reindex?colour=red"),
+        post("/api/catalog/calibrate?colour=red"),
+        json("POST", "/api/heads?colour=red", &json!({})),
+        post(&format!(
+            "/api/models/{}/load?colour=red",
+            "all-minilm-l6-v2"
+        )),
+        post(&format!(
+            "/api/models/{}/unload?colour=red",
+            "all-minilm-l6-v2"
+        )),
+        json(
+            "POST",
+            "/api/embed/text?colour=red",
+            &json!({"text": "slate"}),
+        ),
+        multipart(
+            "/api/recognize?colour=red",
+            &[("image", Some("a.jpg"), b"x")],
+        ),
+        multipart("/api/quality?colour=red", &[("image", Some("a.jpg"), b"x")]),
+        multipart(
+            "/api/classify-texture?colour=red",
+            &[("image", Some("a.jpg"), b"x")],
+        ),
+        multipart(
+            "/api/embed/image?colour=red",
+            &[("image", Some("a.jpg"), b"x")],
+        ),
+    ];
+    for request in requests {
+        let uri = request.uri().to_string();
+        let (status, body) = send(app, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        let message = error_message(&body, "KAI_INVALID_INPUT");
+        assert!(message.contains("`colour`"), "{uri}: {message}");
+    }
+    let (status, _) = send(app, get("/api/materials/query-slate")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the create was rejected");
+}

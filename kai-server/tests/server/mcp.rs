@@ -525,3 +525,179 @@ async fn disabled_agent_api_has_no_endpoint() {
     let reply = send(&server.app, modern("tools/list", json!({}), &[])).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
 }
+
+// --- JSON-RPC error responses -----------------------------------------------------------
+
+/// A server over an empty store, for the transport's error responses, which need no model.
+struct BareServer {
+    app: Router,
+    _dir: tempfile::TempDir,
+}
+
+fn bare_server(vars: &[(&str, &str)]) -> BareServer {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let config = common::config(&dir.path().join("store"), vars);
+    let state = kai_server::server::AppState::open(config).expect("the server state opens");
+    BareServer {
+        app: common::app(state),
+        _dir: dir,
+    }
+}
+
+/// Builds a request to `/mcp` with a raw body and exactly `headers` besides `Host`.
+fn raw(method: &str, body: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri("/mcp")
+        .header(header::HOST, "127.0.0.1:8000");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+        .body(Body::from(body.to_owned()))
+        .expect("valid request")
+}
+
+const JSON_AND_SSE: (&str, &str) = ("accept", "application/json, text/event-stream");
+const JSON_BODY: (&str, &str) = ("content-type", "application/json");
+
+/// Asserts that `reply` is a JSON-RPC error object with `code`, returning its message.
+fn jsonrpc_error(reply: &Reply, code: i64) -> String {
+    let body: Value = serde_json::from_str(&reply.body)
+        .unwrap_or_else(|_| panic!("the error body is not JSON: {}", reply.body));
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert!(body.get("id").is_some(), "no id: {body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let content_type = reply
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    body["error"]["message"]
+        .as_str()
+        .expect("the error has a message")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn malformed_json_gets_parse_error() {
+    let server = bare_server(&[]);
+    let reply = send(
+        &server.app,
+        raw("POST", "{not json", &[JSON_AND_SSE, JSON_BODY]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    let message = jsonrpc_error(&reply, -32700);
+    assert!(message.contains("not valid JSON"), "{message}");
+    let body: Value = serde_json::from_str(&reply.body).expect("JSON");
+    assert_eq!(body["id"], Value::Null, "{body}");
+}
+
+#[tokio::test]
+async fn non_object_arguments_get_invalid_params() {
+    let server = bare_server(&[]);
+    let request = modern(
+        "tools/call",
+        json!({"name": "embed_text", "arguments": "notanobject"}),
+        &[],
+    );
+    let reply = send(&server.app, request).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    let message = jsonrpc_error(&reply, -32602);
+    assert!(message.contains("arguments"), "{message}");
+    let body: Value = serde_json::from_str(&reply.body).expect("JSON");
+    assert_eq!(body["id"], 1, "the error names the request: {body}");
+
+    // A well-formed call still reaches the tool.
+    let request = modern("tools/list", json!({}), &[]);
+    assert_eq!(send(&server.app, request).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn transport_errors_are_jsonrpc_objects() {
+    let server = bare_server(&[]);
+    let list = r#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{}}"#;
+    let cases: [(&str, Request<Body>, StatusCode, i64); 7] = [
+        (
+            "JSON that is not JSON-RPC",
+            raw("POST", r#"{"hello":1}"#, &[JSON_AND_SSE, JSON_BODY]),
+            StatusCode::BAD_REQUEST,
+            -32600,
+        ),
+        (
+            "Accept without event streams",
+            raw("POST", list, &[("accept", "application/json"), JSON_BODY]),
+            StatusCode::NOT_ACCEPTABLE,
+            -32000,
+        ),
+        (
+            "text body",
+            raw(
+                "POST",
+                list,
+                &[JSON_AND_SSE, ("content-type", "text/plain")],
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            -32000,
+        ),
+        (
+            "unknown session",
+            raw(
+                "POST",
+                list,
+                &[
+                    JSON_AND_SSE,
+                    JSON_BODY,
+                    ("mcp-session-id", "no-such-session"),
+                    ("mcp-protocol-version", LEGACY),
+                ],
+            ),
+            StatusCode::NOT_FOUND,
+            -32001,
+        ),
+        (
+            "unsupported protocol version",
+            raw(
+                "POST",
+                list,
+                &[
+                    JSON_AND_SSE,
+                    JSON_BODY,
+                    ("mcp-protocol-version", "1999-01-01"),
+                ],
+            ),
+            StatusCode::BAD_REQUEST,
+            -32000,
+        ),
+        (
+            "PUT",
+            raw("PUT", list, &[JSON_AND_SSE, JSON_BODY]),
+            StatusCode::METHOD_NOT_ALLOWED,
+            -32000,
+        ),
+        (
+            "browser origin outside the list",
+            raw(
+                "POST",
+                list,
+                &[JSON_AND_SSE, JSON_BODY, ("origin", "https://evil.example")],
+            ),
+            StatusCode::FORBIDDEN,
+            -32000,
+        ),
+    ];
+    for (case, request, status, code) in cases {
+        let reply = send(&server.app, request).await;
+        assert_eq!(reply.status, status, "{case}: {}", reply.body);
+        let message = jsonrpc_error(&reply, code);
+        assert!(!message.is_empty(), "{case}");
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(reply.headers.contains_key(header::ALLOW), "{case}");
+        }
+    }
+}

@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp};
 use kai_server::server::config::RateLimit;
 use kai_server::server::ops::logging;
-use kai_server::server::ops::metrics::BATCH_SIZE;
+use kai_server::server::ops::metrics::{BATCH_SIZE, MODEL_CACHE_MISSES};
 use kai_server::server::ops::rate_limit::{Decision, RateLimiter};
 use kai_server::server::{AppState, router};
 use serde_json::{Value, json};
@@ -540,6 +540,139 @@ async fn cors_preflight_follows_allowed_origins() {
     assert!(exposed.contains("x-request-id"), "{exposed}");
 }
 
+/// Returns the `Access-Control-Allow-Origin` that a `GET /health` from `origin` gets.
+async fn cors_allowed_origin(app: &Router, origin: &str) -> Option<String> {
+    let request = Request::get("/health")
+        .header(header::ORIGIN, origin)
+        .body(Body::empty())
+        .expect("valid request");
+    let (response, _) = call(app, request).await;
+    header_of(&response, "access-control-allow-origin").map(str::to_owned)
+}
+
+#[tokio::test]
+async fn cors_allows_default_local_origins() {
+    // The default KAI_ALLOWED_ORIGINS is `http://localhost:*,http://127.0.0.1:*`.
+    let server = ops_server(&[]);
+    for origin in [
+        "http://localhost:3000",
+        "http://localhost",
+        "http://127.0.0.1:5173",
+    ] {
+        assert_eq!(
+            cors_allowed_origin(&server.app, origin).await.as_deref(),
+            Some(origin),
+            "{origin}"
+        );
+        let (response, _) = call(&server.app, preflight(origin)).await;
+        assert_eq!(
+            header_of(&response, "access-control-allow-origin"),
+            Some(origin),
+            "preflight from {origin}"
+        );
+    }
+    for origin in [
+        "https://localhost:3000",
+        "http://localhost.evil.example:3000",
+        "null",
+    ] {
+        assert_eq!(
+            cors_allowed_origin(&server.app, origin).await,
+            None,
+            "{origin}"
+        );
+    }
+}
+
+/// Returns whether `/mcp` accepts a stateless `tools/list` from a page at `origin`.
+async fn mcp_allows_origin(app: &Router, origin: &str) -> bool {
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/list",
+        "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "kai-tests", "version": "0"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }},
+    });
+    let request = Request::post("/mcp")
+        .header(header::HOST, "127.0.0.1:8000")
+        .header(header::ORIGIN, origin)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+        .body(Body::from(body.to_string()))
+        .expect("valid request");
+    let (response, body) = call(app, request).await;
+    match response.status() {
+        StatusCode::OK => true,
+        StatusCode::FORBIDDEN => false,
+        status => panic!("{origin}: {status} {}", String::from_utf8_lossy(&body)),
+    }
+}
+
+#[tokio::test]
+async fn cors_and_mcp_allow_same_origins() {
+    let lists = [
+        "http://localhost:*,http://127.0.0.1:*",
+        "https://app.example.com, http://localhost:3000/",
+        "null,https://[::1]:8443",
+    ];
+    let origins = [
+        "http://localhost",
+        "http://localhost:3000",
+        "http://localhost:3001",
+        "https://localhost:3000",
+        "http://127.0.0.1:9999",
+        "https://app.example.com",
+        "https://app.example.com:443",
+        "https://app.example.com:8443",
+        "http://app.example.com",
+        "https://[::1]:8443",
+        "null",
+        "https://evil.example",
+    ];
+    for list in lists {
+        let server = ops_server(&[("KAI_ALLOWED_ORIGINS", list)]);
+        for origin in origins {
+            let cors = cors_allowed_origin(&server.app, origin).await.is_some();
+            let mcp = mcp_allows_origin(&server.app, origin).await;
+            assert_eq!(cors, mcp, "{list}: {origin}: CORS {cors}, /mcp {mcp}");
+        }
+    }
+    // Spot checks, so the two cannot agree on allowing nothing.
+    let server = ops_server(&[("KAI_ALLOWED_ORIGINS", lists[1])]);
+    assert!(mcp_allows_origin(&server.app, "https://app.example.com:443").await);
+    assert!(!mcp_allows_origin(&server.app, "https://app.example.com:8443").await);
+    assert!(mcp_allows_origin(&server.app, "http://localhost:3000").await);
+    assert!(!mcp_allows_origin(&server.app, "http://localhost").await);
+}
+
+#[tokio::test]
+async fn method_not_allowed_lists_methods() {
+    let server = ops_server(&[]);
+    for (method, uri) in [("POST", "/metrics"), ("DELETE", "/api/materials")] {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .expect("valid request");
+        let (response, body) = call(&server.app, request).await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{uri}");
+        let allow = header_of(&response, "allow").expect("an Allow header");
+        assert!(allow.contains("GET"), "{uri}: {allow}");
+        let message = common::error_message(&body_json(&body), "KAI_INVALID_INPUT");
+        assert!(
+            message.ends_with(&format!("allowed methods: {allow}")),
+            "{uri}: {message}"
+        );
+        assert!(
+            header_of(&response, "x-request-id").is_some(),
+            "{uri}: headers are kept"
+        );
+    }
+}
+
 #[tokio::test]
 async fn request_id_is_echoed_or_generated() {
     let server = ops_server(&[]);
@@ -654,6 +787,9 @@ async fn errors_are_logged_once_with_request_id() {
     let subscriber = logging::subscriber(server.state.config(), move || writer.clone());
     // The current-thread test runtime runs the whole request on this thread.
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests' threads may have cached "not interested" for the log call sites while
+    // no subscriber listened; recompute it now that this one does.
+    tracing::callsite::rebuild_interest_cache();
 
     let bad_token = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2lnbmF0dXJlLXRoYXQtZmFpbHM";
     let request = Request::get("/api/materials")
@@ -690,6 +826,143 @@ async fn errors_are_logged_once_with_request_id() {
     assert!(
         !text.contains(SECRET),
         "the secret reached the log:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn cache_metric_help_says_what_is_counted() {
+    let server = ops_server(&[]);
+    // Registers the counter, so the exposition lists it with its help text.
+    metrics::counter!(MODEL_CACHE_MISSES).increment(0);
+    let (_, bytes) = call(&server.app, common::get("/metrics")).await;
+    let exposition = String::from_utf8_lossy(&bytes);
+    let help = exposition
+        .lines()
+        .find(|line| line.starts_with("# HELP kai_model_cache_misses_total "))
+        .expect("the counter has help text");
+    assert!(help.contains("started a load"), "{help}");
+    assert!(help.contains("failed"), "{help}");
+}
+
+/// Captures the JSON log lines of the requests sent while the guard lives.
+fn capture_logs(state: &AppState) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = logging::subscriber(state.config(), move || writer.clone());
+    let guard = tracing::subscriber::set_default(subscriber);
+    // As in errors_are_logged_once_with_request_id: forget interest cached without it.
+    tracing::callsite::rebuild_interest_cache();
+    (captured, guard)
+}
+
+/// Returns the one request line of `request_id` in `captured`.
+fn request_line(captured: &Captured, request_id: &str) -> Value {
+    let text = captured.text();
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|line| line.contains(request_id) && line.contains("request finished"))
+        .map(|line| serde_json::from_str(line).expect("JSON log lines"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line per request:\n{text}");
+    lines[0].clone()
+}
+
+#[tokio::test]
+async fn not_implemented_is_logged_at_warn() {
+    let server = ops_server(&[("LOG_FORMAT", "json")]);
+    let (captured, _guard) = capture_logs(&server.state);
+    // The leading `ftyp` box of a HEIC file; without the `heif` feature kai cannot decode
+    // it and returns 501.
+    let mut heic = vec![0, 0, 0, 24];
+    heic.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+    let mut request = common::multipart("/api/quality", &[("image", Some("photo.heic"), &heic)]);
+    request
+        .headers_mut()
+        .insert("x-request-id", "ops-log-501".parse().expect("header"));
+    let (response, body) = call(&server.app, request).await;
+    if response.status() != StatusCode::NOT_IMPLEMENTED {
+        eprintln!(
+            "skipped: this build decodes HEIC ({}: {})",
+            response.status(),
+            String::from_utf8_lossy(&body)
+        );
+        return;
+    }
+    let line = request_line(&captured, "ops-log-501");
+    assert_eq!(line["status"], 501, "{line}");
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["code"], "KAI_NOT_SUPPORTED", "{line}");
+}
+
+#[tokio::test]
+async fn mcp_errors_are_logged_with_code() {
+    let server = ops_server(&[("LOG_FORMAT", "json")]);
+    let (captured, _guard) = capture_logs(&server.state);
+    let mcp = |request_id: &str, body: &str, headers: &[(&str, &str)]| {
+        let mut request = Request::post("/mcp")
+            .header(header::HOST, "127.0.0.1:8000")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .header("x-request-id", request_id);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+            .body(Body::from(body.to_owned()))
+            .expect("valid request")
+    };
+    // Rejected by kai before rmcp: invalid JSON.
+    let (response, _) = call(&server.app, mcp("ops-mcp-parse", "{oops", &[])).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let line = request_line(&captured, "ops-mcp-parse");
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["code"], "-32700", "{line}");
+    assert!(
+        line["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not valid JSON")),
+        "{line}"
+    );
+
+    // Plain text from rmcp: an unknown session.
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#;
+    let headers = [
+        ("mcp-session-id", "no-such-session"),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let (response, _) = call(&server.app, mcp("ops-mcp-session", list, &headers)).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let line = request_line(&captured, "ops-mcp-session");
+    assert_eq!(line["code"], "-32001", "{line}");
+    assert!(
+        line["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Session not found")),
+        "{line}"
+    );
+
+    // JSON-RPC from rmcp: the Mcp-Method header contradicts the body.
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/list",
+        "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "kai-tests", "version": "0"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }},
+    });
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+    ];
+    let request = mcp("ops-mcp-mismatch", &body.to_string(), &headers);
+    let (response, answer) = call(&server.app, request).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let code = body_json(&answer)["error"]["code"].clone();
+    let line = request_line(&captured, "ops-mcp-mismatch");
+    assert_eq!(line["code"], code.to_string(), "{line}");
+    assert!(
+        line["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{line}"
     );
 }
 

@@ -579,3 +579,122 @@ async fn schema_show_and_apply() {
     let (_, unchanged) = send(app, get(uri)).await;
     assert_eq!(unchanged, before, "rejected schemas change nothing");
 }
+
+#[tokio::test]
+async fn writes_honour_query_scope() {
+    let Some(server) = common::server(UNLIMITED) else {
+        return;
+    };
+    let app = &server.app;
+    let change = json!({"values": {"recognition.top_k": 7}});
+    let uri = format!("{PREMIUM}?scope=wood");
+    let (status, body) = send(app, json("PUT", &uri, &change)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "wood");
+    assert_eq!(body["version"], 1);
+    let (_, unscoped) = send(app, get(PREMIUM)).await;
+    assert_eq!(unscoped["version"], 1, "the unscoped set is unchanged");
+
+    let change = json!({"values": {"recognition.top_k": 6}});
+    let (status, body) = send(app, json("PUT", &uri, &change)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], 2);
+    let rollback = format!("{PREMIUM}/rollback?scope=wood");
+    let (status, body) = send(app, json("POST", &rollback, &json!({"to": 1}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "wood");
+    assert_eq!(body["version"], 3);
+    assert_eq!(body["values"]["recognition.top_k"], 7);
+    let (_, unscoped) = send(app, get(PREMIUM)).await;
+    assert_eq!(unscoped["version"], 1, "the unscoped set is unchanged");
+
+    let both = json!({"values": {"recognition.top_k": 5}, "scope": "stone"});
+    let (status, body) = send(app, json("PUT", &uri, &both)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = error_message(&body, "KAI_INVALID_INPUT");
+    assert!(message.contains("stone"), "{message}");
+    assert!(message.contains("wood"), "{message}");
+    let same = json!({"values": {"recognition.top_k": 5}, "scope": "wood"});
+    let (status, body) = send(app, json("PUT", &uri, &same)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (_, schema) = send(app, get("/api/parameters/schema")).await;
+    let writes = [
+        ("PUT", format!("{PREMIUM}?colour=red"), change.clone()),
+        ("POST", format!("{PREMIUM}/rollback?to=1"), json!({"to": 1})),
+        (
+            "POST",
+            "/api/parameters/suggest?metric=score".to_owned(),
+            json!({"materialId": "grey-gravel"}),
+        ),
+        (
+            "PUT",
+            "/api/parameters/schema?dryRun=true".to_owned(),
+            schema,
+        ),
+    ];
+    for (method, uri, body) in writes {
+        let (status, response) = send(app, json(method, &uri, &body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {response}");
+        let message = error_message(&response, "KAI_INVALID_INPUT");
+        let name = uri.split(['?', '=']).nth(1).expect("a parameter name");
+        assert!(message.contains(name), "{uri}: {message}");
+    }
+    let (_, body) = send(app, get(&uri)).await;
+    assert_eq!(body["version"], 4, "no rejected write changed the set");
+}
+
+#[tokio::test]
+async fn if_match_any_needs_an_existing_set() {
+    let Some(server) = common::server(UNLIMITED) else {
+        return;
+    };
+    let app = &server.app;
+    let change = json!({"values": {"recognition.top_k": 7}});
+    let (status, body) = send(
+        app,
+        json_with("PUT", PREMIUM, &[("If-Match", "*")], &change),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], 2);
+
+    let absent = "/api/parameters/sets/no-such-set";
+    let (status, body) = send(app, json_with("PUT", absent, &[("If-Match", "*")], &change)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = send(app, get(absent)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the set was not created");
+}
+
+#[tokio::test]
+async fn purge_rejects_options() {
+    let Some(server) = common::server(UNLIMITED) else {
+        return;
+    };
+    let app = &server.app;
+    let (status, body) = send(
+        app,
+        json(
+            "POST",
+            "/api/parameters/purge",
+            &json!({"olderThanDays": 0}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        error_message(&body, "KAI_INVALID_INPUT").contains("olderThanDays"),
+        "{body}"
+    );
+    let (status, body) = send(app, post_empty("/api/parameters/purge?olderThanDays=0")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        error_message(&body, "KAI_INVALID_INPUT").contains("olderThanDays"),
+        "{body}"
+    );
+
+    let (status, body) = send(app, json("POST", "/api/parameters/purge", &json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send(app, post_empty("/api/parameters/purge")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -458,7 +458,11 @@ impl CatalogStorage for PgCatalogStorage {
             .ok_or_else(|| Error::Storage(format!("material {} vanished after writing", record.id)))
     }
 
-    fn delete(&mut self, id: &str) -> Result<Option<Material>> {
+    fn delete_expecting(
+        &mut self,
+        id: &str,
+        expected: ExpectedVersion,
+    ) -> Result<Option<Material>> {
         let mut connection = self.pool.get()?;
         let mut tx = connection
             .transaction()
@@ -476,6 +480,8 @@ impl CatalogStorage for PgCatalogStorage {
         let Some(material) = materials.pop() else {
             return Ok(None);
         };
+        // The row is locked (FOR UPDATE), so its version cannot change before the delete.
+        expected.check(id, Some(material.version))?;
 
         let record = serde_json::to_string(&material).unwrap_or_default();
         tx.execute(

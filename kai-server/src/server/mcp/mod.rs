@@ -8,13 +8,15 @@
 //! revisions (2024-11-05 to 2025-11-25) open a session with `initialize` and send its
 //! `Mcp-Session-Id` with each later request.
 //!
-//! Before rmcp parses a request, it checks `Host` against `KAI_ALLOWED_HOSTS` (DNS
-//! rebinding) and a browser's `Origin` against `KAI_ALLOWED_ORIGINS`, and returns 403 for
-//! others. When shutdown begins, rmcp closes its sessions and event streams, so they do
-//! not hold the server open for `KAI_SHUTDOWN_TIMEOUT_MS`.
+//! A browser's `Origin` must be allowed by `KAI_ALLOWED_ORIGINS`, by the rules CORS
+//! applies ([`AllowedOrigins`]), and rmcp checks `Host` against `KAI_ALLOWED_HOSTS` (DNS
+//! rebinding). Both return 403 for others. Every error response is a JSON-RPC error
+//! object, as [`errors`] describes. When shutdown begins, rmcp closes its sessions and
+//! event streams, so they do not hold the server open for `KAI_SHUTDOWN_TIMEOUT_MS`.
 
 mod arguments;
 mod base64;
+mod errors;
 mod inputs;
 mod outputs;
 mod schemas;
@@ -25,7 +27,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
-use axum::http::{StatusCode, Uri};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -37,6 +39,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use super::AppState;
 use super::config::ServerConfig as KaiConfig;
 use super::error::ApiError;
+use super::ops::origin::AllowedOrigins;
 use super::ops::shutdown;
 
 /// The path of the endpoint.
@@ -50,7 +53,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         tools: KaiMcp::tool_router(),
         instructions: instructions(state.config()),
     });
-    let max_body_bytes = state.config().max_body_bytes;
+    let limits = Arc::new(Limits {
+        max_body_bytes: state.config().max_body_bytes,
+        origins: AllowedOrigins::parse(&state.config().allowed_origins),
+    });
+    let max_body_bytes = limits.max_body_bytes;
     let transport = transport_config(state.config());
     close_on_shutdown(&transport);
     let state = state.clone();
@@ -69,7 +76,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route(
             PATH,
-            any(move |request| forward(service.clone(), max_body_bytes, request)),
+            any(move |request| forward(service.clone(), Arc::clone(&limits), request)),
         )
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
@@ -88,19 +95,45 @@ fn close_on_shutdown(transport: &StreamableHttpServerConfig) {
 
 type Service = StreamableHttpService<KaiMcp, LocalSessionManager>;
 
-/// Reads the request body, then hands the request to rmcp.
+/// The settings `/mcp` checks before rmcp receives a request.
+struct Limits {
+    max_body_bytes: usize,
+    origins: AllowedOrigins,
+}
+
+/// Checks the `Origin`, reads and checks the request body, hands the request to rmcp,
+/// and turns rmcp's error responses into JSON-RPC errors.
 ///
 /// The body is read here so that a body above `KAI_MAX_BODY_BYTES` gets kai's 413 error
 /// whether or not it declares its length. rmcp reads the body through the body limit
 /// layer and returns 500 when that layer stops a body without `Content-Length`.
-async fn forward(service: Service, max_body_bytes: usize, request: Request) -> Response {
+async fn forward(service: Service, limits: Arc<Limits>, request: Request) -> Response {
+    if let Some(origin) = request.headers().get(header::ORIGIN)
+        && !origin
+            .to_str()
+            .is_ok_and(|origin| limits.origins.allows(origin))
+    {
+        let origin = String::from_utf8_lossy(origin.as_bytes())
+            .escape_debug()
+            .to_string();
+        return errors::error_response(
+            StatusCode::FORBIDDEN,
+            serde_json::Value::Null,
+            errors::SERVER_ERROR,
+            format!(
+                "Forbidden: the Origin `{origin}` is not in KAI_ALLOWED_ORIGINS; add it there \
+                 to let that page call /mcp"
+            ),
+        );
+    }
     let (parts, body) = request.into_parts();
     let bytes = match Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await {
         Ok(bytes) => bytes,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return ApiError::too_large(format!(
-                "the request body is larger than {max_body_bytes} bytes (KAI_MAX_BODY_BYTES); \
-                 send a smaller image or fewer texts"
+                "the request body is larger than {} bytes (KAI_MAX_BODY_BYTES); \
+                 send a smaller image or fewer texts",
+                limits.max_body_bytes
             ))
             .into_response();
         }
@@ -108,8 +141,16 @@ async fn forward(service: Service, max_body_bytes: usize, request: Request) -> R
             return ApiError::invalid("request body", rejection.body_text()).into_response();
         }
     };
+    let json_request = errors::is_json(&parts.headers);
+    if parts.method == Method::POST
+        && json_request
+        && let Some(response) = errors::reject_body(&bytes)
+    {
+        return response;
+    }
     let request = Request::from_parts(parts, Body::from(bytes));
-    service.handle(request).await.map(Body::new).into_response()
+    let response = service.handle(request).await.map(Body::new);
+    errors::to_jsonrpc(response, json_request).await
 }
 
 /// The handler of one request (stateless revisions) or one session (earlier revisions).
@@ -168,54 +209,14 @@ fn transport_config(config: &KaiConfig) -> StreamableHttpServerConfig {
     } else {
         transport.with_allowed_hosts(config.allowed_hosts.iter().cloned())
     };
-    if config.allowed_origins.iter().any(|origin| origin == "*") {
-        transport.disable_allowed_origins()
-    } else {
-        transport
-            .with_allowed_origins(config.allowed_origins.iter().map(|o| explicit_port(o)))
-            .enforce_origin_validation()
-    }
-}
-
-/// Spells out the default port of an allowed origin without one (`http://localhost`
-/// becomes `http://localhost:80`). An origin is scheme, host and port, so the entry
-/// matches what CORS matches; rmcp 3.11 lets a portless entry match every port.
-/// `http://host:*` still allows every port, and entries that are not URLs are kept.
-fn explicit_port(origin: &str) -> String {
-    let Ok(uri) = origin.parse::<Uri>() else {
-        return origin.to_owned();
-    };
-    let port = match uri.scheme_str() {
-        Some("http") => 80,
-        Some("https") => 443,
-        _ => return origin.to_owned(),
-    };
-    match uri.authority() {
-        Some(authority) if authority.port().is_none() && !origin.ends_with(":*") => {
-            format!("{origin}:{port}")
-        }
-        _ => origin.to_owned(),
-    }
+    // `forward` checks `Origin` with the rules CORS applies, which differ from rmcp's for
+    // entries without a port.
+    transport.disable_allowed_origins()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origins_without_a_port_get_the_default_port() {
-        assert_eq!(explicit_port("http://localhost"), "http://localhost:80");
-        assert_eq!(
-            explicit_port("https://app.example.com"),
-            "https://app.example.com:443"
-        );
-        assert_eq!(
-            explicit_port("http://localhost:3000"),
-            "http://localhost:3000"
-        );
-        assert_eq!(explicit_port("http://localhost:*"), "http://localhost:*");
-        assert_eq!(explicit_port("null"), "null");
-    }
 
     #[test]
     fn every_tool_has_input_and_output_schemas() {

@@ -5,13 +5,14 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use super::origin::AllowedOrigins;
 use super::request_id::REQUEST_ID;
 use crate::server::ServerConfig;
 
 /// How long a browser may cache a preflight response.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(3600);
 
-/// Builds the CORS layer: the configured origins (`*` allows any), the methods of the
+/// Builds the CORS layer: the configured origins ([`AllowedOrigins`]), the methods of the
 /// REST API, and the request and response headers that the REST API and the Model
 /// Context Protocol's Streamable HTTP transport use.
 ///
@@ -49,26 +50,15 @@ pub fn layer(config: &ServerConfig) -> CorsLayer {
         .max_age(PREFLIGHT_MAX_AGE)
 }
 
-/// Returns the allowed origins. A trailing `/` is dropped because browsers send origins
-/// without one. An entry that is not a valid header value can never match an `Origin`
-/// header, so it is left out with a warning.
+/// Returns the allowed origins as tower-http checks them: `*` sends
+/// `Access-Control-Allow-Origin: *`, and otherwise each request's `Origin` is matched by
+/// [`AllowedOrigins`], the same rules `/mcp` applies, and echoed when it is allowed.
 fn allowed_origins(origins: &[String]) -> AllowOrigin {
-    if origins.iter().any(|origin| origin == "*") {
+    let allowed = AllowedOrigins::parse(origins);
+    if allowed.allows_any() {
         return AllowOrigin::any();
     }
-    let values: Vec<HeaderValue> = origins
-        .iter()
-        .map(|origin| origin.trim_end_matches('/'))
-        .filter_map(|origin| match HeaderValue::from_str(origin) {
-            Ok(value) => Some(value),
-            Err(_) => {
-                tracing::warn!(
-                    origin = %origin.escape_debug(),
-                    "KAI_ALLOWED_ORIGINS entry is not a valid origin; it is ignored"
-                );
-                None
-            }
-        })
-        .collect();
-    AllowOrigin::list(values)
+    AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+        origin.to_str().is_ok_and(|origin| allowed.allows(origin))
+    })
 }

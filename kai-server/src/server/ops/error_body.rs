@@ -1,6 +1,10 @@
 //! The JSON error body for error responses that did not come from
 //! [`ApiError`]: the router's 404 and 405, axum's extractor rejections and the body
 //! limit's 413, which are plain text or empty otherwise.
+//!
+//! NOTE: hyper rejects a request line longer than 65,534 bytes with an empty 414 (and
+//! a header section over its limit with 431) before any service runs, so no layer here
+//! can give those a JSON body, log them or count them in `/metrics`.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -54,6 +58,11 @@ pub async fn normalize(
         StatusCode::NOT_FOUND if text.is_empty() => {
             format!("no route matches {method} {path}; /openapi.json lists the routes")
         }
+        StatusCode::METHOD_NOT_ALLOWED if allowed.is_empty() => {
+            // axum adds `Allow` after this layer; `list_allowed_methods` completes the
+            // message once it is there.
+            format!("method {method} is not allowed on {path}")
+        }
         StatusCode::METHOD_NOT_ALLOWED => {
             format!("method {method} is not allowed on {path}; allowed methods: {allowed}")
         }
@@ -65,10 +74,55 @@ pub async fn normalize(
         _ => text.chars().take(MAX_MESSAGE_CHARS).collect(),
     };
 
-    let mut rebuilt = ApiError::new(status, code_of(status), message).into_response();
-    // Keep headers such as `Allow` and `WWW-Authenticate`. The new body sets its own type
-    // and length.
-    for (name, value) in &parts.headers {
+    let incomplete = status == StatusCode::METHOD_NOT_ALLOWED && allowed.is_empty();
+    let error = ApiError::new(status, code_of(status), message.clone());
+    let mut rebuilt = rebuild(&parts.headers, error);
+    if incomplete {
+        rebuilt
+            .extensions_mut()
+            .insert(MethodNotAllowed { message });
+    }
+    rebuilt
+}
+
+/// The message of a 405 that [`normalize`] built before the `Allow` header was set.
+#[derive(Debug, Clone)]
+struct MethodNotAllowed {
+    message: String,
+}
+
+/// Adds the allowed methods to the message of a 405 from [`normalize`].
+///
+/// axum's router sets `Allow` on a 405 after the layers of the route have run, so this
+/// must wrap the whole router rather than its routes. The request log, which runs
+/// inside, records the message without the list.
+pub async fn list_allowed_methods(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let Some(MethodNotAllowed { message }) = response.extensions().get().cloned() else {
+        return response;
+    };
+    let Some(allowed) = response
+        .headers()
+        .get(header::ALLOW)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return response;
+    };
+    let error = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        code_of(StatusCode::METHOD_NOT_ALLOWED),
+        format!("{message}; allowed methods: {allowed}"),
+    );
+    rebuild(response.headers(), error)
+}
+
+/// Returns the response of `error` with the headers of the response it replaces, such as
+/// `Allow`, `WWW-Authenticate` and the CORS headers. The new body sets its own type and
+/// length.
+fn rebuild(headers: &axum::http::HeaderMap, error: ApiError) -> Response {
+    let mut rebuilt = error.into_response();
+    for (name, value) in headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             rebuilt.headers_mut().insert(name.clone(), value.clone());
         }

@@ -21,11 +21,14 @@ pub const HTTP_REQUESTS: &str = "kai_http_requests_total";
 pub const HTTP_DURATION: &str = "kai_http_request_duration_seconds";
 /// Histogram of the number of inputs per model call, labelled `kind`.
 pub const BATCH_SIZE: &str = "kai_batch_size";
-/// Histogram of model load times in seconds, labelled `model`.
+/// Histogram of the durations of successful model loads in seconds, labelled `model`. Its
+/// `_count` is the number of models loaded.
 pub const MODEL_LOAD_SECONDS: &str = "kai_model_load_seconds";
-/// Counter of model lookups served by the loaded-model cache.
+/// Counter of model lookups that found the model already loaded.
 pub const MODEL_CACHE_HITS: &str = "kai_model_cache_hits_total";
-/// Counter of model lookups that had to load the model.
+/// Counter of model lookups that did not find the model loaded. Each one then loads the
+/// model, waits for another request's load of the same model, or fails (unknown model,
+/// wrong task, missing files), so the count can exceed the number of loads.
 pub const MODEL_CACHE_MISSES: &str = "kai_model_cache_misses_total";
 /// Gauge of models currently loaded.
 pub const MODELS_LOADED: &str = "kai_models_loaded";
@@ -87,9 +90,20 @@ fn describe() {
         "HTTP request duration by method and route"
     );
     metrics::describe_histogram!(BATCH_SIZE, Unit::Count, "Inputs per model call by kind");
-    metrics::describe_histogram!(MODEL_LOAD_SECONDS, Unit::Seconds, "Model load time");
-    metrics::describe_counter!(MODEL_CACHE_HITS, "Model lookups served from the cache");
-    metrics::describe_counter!(MODEL_CACHE_MISSES, "Model lookups that loaded the model");
+    metrics::describe_histogram!(
+        MODEL_LOAD_SECONDS,
+        Unit::Seconds,
+        "Duration of successful model loads by model"
+    );
+    metrics::describe_counter!(
+        MODEL_CACHE_HITS,
+        "Model lookups that found the model already loaded"
+    );
+    metrics::describe_counter!(
+        MODEL_CACHE_MISSES,
+        "Model lookups that started a load because the model was not loaded; failed loads \
+         count too, so this can exceed the count of kai_model_load_seconds"
+    );
     metrics::describe_gauge!(MODELS_LOADED, "Models currently loaded");
 }
 

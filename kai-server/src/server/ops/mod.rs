@@ -8,6 +8,7 @@ pub mod cors;
 pub mod error_body;
 pub mod logging;
 pub mod metrics;
+pub mod origin;
 pub mod rate_limit;
 pub mod request_id;
 pub mod request_log;
@@ -29,6 +30,9 @@ use super::AppState;
 /// responds to preflights itself), JSON error bodies, rate limit, bearer auth (when
 /// `JWT_SECRET` is set), body limit, then the route. The log and the metrics sit outside
 /// everything that can reject a request, so rejections are logged and counted too.
+///
+/// axum applies these layers to each route, inside the router. One more layer wraps the
+/// router itself, because only there a 405 has its `Allow` header.
 pub fn layers(app: Router<AppState>, state: &AppState) -> Router<AppState> {
     let config = state.config();
     // Install the recorder before any route records a metric.
@@ -46,10 +50,15 @@ pub fn layers(app: Router<AppState>, state: &AppState) -> Router<AppState> {
         app = app.layer(from_fn_with_state(Arc::new(auth), auth::require_bearer));
     }
     let limits = Arc::new(rate_limit::RateLimits::from_config(config));
-    app.layer(from_fn_with_state(limits, rate_limit::enforce))
+    let routed = app
+        .layer(from_fn_with_state(limits, rate_limit::enforce))
         .layer(from_fn_with_state(limit, error_body::normalize))
         .layer(cors::layer(config))
         .layer(from_fn(metrics::track))
         .layer(from_fn(request_log::log))
         .layer(from_fn(request_id::assign))
+        .with_state(state.clone());
+    Router::new()
+        .fallback_service(routed)
+        .layer(from_fn(error_body::list_allowed_methods))
 }

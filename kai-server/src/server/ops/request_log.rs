@@ -21,9 +21,12 @@ fn is_probe(path: &str) -> bool {
     matches!(path, "/health" | "/ready" | "/metrics")
 }
 
-/// Logs each request when its response head is ready: 5xx at error level, 4xx at warn
-/// (429 at info, because the rate limiter rejecting a burst is expected), the rest at
-/// info (probes and scrapes at debug). Log lines written while the request runs carry its
+/// Logs each request when its response head is ready. 5xx other than 501 log at error
+/// level, and 4xx and 501 at warn. A 429 logs at info, because the rate limiter rejecting
+/// a burst is expected. The rest log at info, with probes and scrapes at debug.
+///
+/// A 501 is a request for a format this build does not support, such as a HEIC image
+/// without the `heif` feature, so it follows from the client's input, not a server fault. Log lines written while the request runs carry its
 /// id through the `request` span.
 pub async fn log(request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -61,9 +64,11 @@ pub async fn log(request: Request, next: Next) -> Response {
             )
         };
     }
-    if status.is_server_error() {
+    if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
         request_line!(tracing::Level::ERROR);
-    } else if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
+    } else if (status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS)
+        || status == StatusCode::NOT_IMPLEMENTED
+    {
         request_line!(tracing::Level::WARN);
     } else if is_probe(&path) {
         // Kubernetes probes and Prometheus scrapes arrive every few seconds; at info they

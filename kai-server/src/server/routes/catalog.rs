@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::extract::QueryParams;
 use crate::server::AppState;
 use crate::server::error::{ApiResult, ErrorBody};
 use crate::server::state::blocking;
@@ -87,10 +88,15 @@ async fn catalog_summary(State(state): State<AppState>) -> ApiResult<Json<Catalo
     tag = "catalog",
     responses(
         (status = 200, description = "The number of materials re-embedded", body = ReindexReport),
+        (status = 400, description = "A query parameter, which the route does not take", body = ErrorBody),
         (status = 503, description = "A model is missing or the store failed", body = ErrorBody),
     )
 )]
-async fn reindex_catalog(State(state): State<AppState>) -> ApiResult<Json<ReindexReport>> {
+async fn reindex_catalog(
+    State(state): State<AppState>,
+    params: QueryParams,
+) -> ApiResult<Json<ReindexReport>> {
+    params.only(&[])?;
     let reindexed = blocking(move || state.catalog().reindex(&mut |_| {})).await?;
     Ok(Json(ReindexReport { reindexed }))
 }
@@ -118,9 +124,14 @@ async fn calibration(State(state): State<AppState>) -> ApiResult<Json<Calibratio
     tag = "catalog",
     responses(
         (status = 200, description = "The new calibration", body = Calibration),
+        (status = 400, description = "A query parameter, which the route does not take", body = ErrorBody),
         (status = 503, description = "A model is missing or the store failed", body = ErrorBody),
     )
 )]
-async fn calibrate(State(state): State<AppState>) -> ApiResult<Json<Calibration>> {
+async fn calibrate(
+    State(state): State<AppState>,
+    params: QueryParams,
+) -> ApiResult<Json<Calibration>> {
+    params.only(&[])?;
     Ok(Json(blocking(move || state.catalog().calibrate()).await?))
 }

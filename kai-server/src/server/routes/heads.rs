@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, QueryParams};
 use crate::server::AppState;
 use crate::server::error::{ApiResult, ErrorBody};
 use crate::server::state::blocking;
@@ -75,8 +75,10 @@ async fn list_heads(State(state): State<AppState>) -> ApiResult<Json<Vec<HeadMan
 )]
 async fn train_head(
     State(state): State<AppState>,
+    params: QueryParams,
     ApiJson(request): ApiJson<TrainHeadRequest>,
 ) -> ApiResult<Json<HeadManifest>> {
+    params.only(&[])?;
     let spec = HeadSpec {
         domain: request.domain,
         label: request.label,

@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, Form, FormSpec, MultipartBody};
+use super::extract::{ApiJson, Form, FormSpec, MultipartBody, QueryParams};
 use crate::server::AppState;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
 use crate::server::state::blocking;
@@ -213,8 +213,10 @@ pub struct ImageEmbeddingsResponse {
 )]
 async fn classify_texture(
     State(state): State<AppState>,
+    params: QueryParams,
     body: MultipartBody,
 ) -> ApiResult<Json<TextureClasses>> {
+    params.only(&[])?;
     let (_, image) = read_photo_form(&state, body, &[]).await?;
     let recognition = state.recognize(image, RecognizeOptions::default()).await?;
     let mut classes = recognition.classes;
@@ -245,11 +247,16 @@ async fn classify_texture(
 )]
 async fn recognize(
     State(state): State<AppState>,
+    params: QueryParams,
     body: MultipartBody,
 ) -> ApiResult<Json<Recognition>> {
+    params.only(&[])?;
     let (form, image) = read_photo_form(&state, body, &RECOGNIZE_FIELDS).await?;
     let options = recognition_options(&state, &form).await?;
-    Ok(Json(state.recognize(image, options).await?))
+    let recognition = state.recognize(image, options).await;
+    Ok(Json(
+        recognition.map_err(|err| camel_case_field(err, &RECOGNIZE_FIELDS))?,
+    ))
 }
 
 /// Embeds texts with a text model.
@@ -270,8 +277,10 @@ async fn recognize(
 )]
 async fn embed_text(
     State(state): State<AppState>,
+    params: QueryParams,
     ApiJson(request): ApiJson<EmbedTextRequest>,
 ) -> ApiResult<Json<TextEmbeddingsResponse>> {
+    params.only(&[])?;
     let texts = request_texts(request.texts, request.text)?;
     let embedded = state.embed_texts(request.model, texts).await?;
     Ok(Json(TextEmbeddingsResponse {
@@ -299,8 +308,10 @@ async fn embed_text(
 )]
 async fn embed_image(
     State(state): State<AppState>,
+    params: QueryParams,
     body: MultipartBody,
 ) -> ApiResult<Json<ImageEmbeddingsResponse>> {
+    params.only(&[])?;
     let spec = FormSpec {
         max_images: MAX_IMAGES,
         ..FormSpec::new(&["model", "topK"], state.image_limits().max_encoded_bytes)
@@ -344,8 +355,10 @@ async fn embed_image(
 )]
 async fn quality(
     State(state): State<AppState>,
+    params: QueryParams,
     body: MultipartBody,
 ) -> ApiResult<Json<QualityReport>> {
+    params.only(&[])?;
     let fields: Vec<&str> = THRESHOLD_FIELDS
         .iter()
         .chain(&REGISTRY_FIELDS)
@@ -353,7 +366,39 @@ async fn quality(
         .collect();
     let (form, image) = read_photo_form(&state, body, &fields).await?;
     let thresholds = thresholds(&state, &form).await?;
-    Ok(Json(state.quality(image, thresholds).await?))
+    let report = state.quality(image, thresholds).await;
+    Ok(Json(
+        report.map_err(|err| camel_case_field(err, &THRESHOLD_FIELDS))?,
+    ))
+}
+
+/// Renames the field in a kai-core validation message, which uses Rust's snake_case
+/// (`invalid top_k: …`), to the camelCase form field the client sent (`topK`). Messages
+/// about other values are returned unchanged.
+fn camel_case_field(mut err: ApiError, fields: &[&str]) -> ApiError {
+    let Some((name, reason)) = err
+        .message
+        .strip_prefix("invalid ")
+        .and_then(|rest| rest.split_once(": "))
+    else {
+        return err;
+    };
+    let mut camel = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            camel.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            camel.push(c);
+        }
+    }
+    if camel != name && fields.contains(&camel.as_str()) {
+        err.message = format!("invalid {camel}: {reason}");
+    }
+    err
 }
 
 /// Reads a form of one photo and the text fields `fields`, and takes the photo.
@@ -490,6 +535,28 @@ mod tests {
         let mut fields = THRESHOLD_FIELDS.to_vec();
         fields.sort_unstable();
         assert_eq!(names, fields);
+    }
+
+    #[test]
+    fn field_names_become_camel_case() {
+        let renamed = camel_case_field(
+            ApiError::invalid("min_sharpness", "must be at least 0, got -1"),
+            &THRESHOLD_FIELDS,
+        );
+        assert_eq!(
+            renamed.message,
+            "invalid minSharpness: must be at least 0, got -1"
+        );
+        let unknown = camel_case_field(
+            ApiError::invalid("recognition.top_k", "must be at least 1"),
+            &RECOGNIZE_FIELDS,
+        );
+        assert_eq!(
+            unknown.message,
+            "invalid recognition.top_k: must be at least 1"
+        );
+        let other = camel_case_field(ApiError::invalid("image", "is empty"), &RECOGNIZE_FIELDS);
+        assert_eq!(other.message, "invalid image: is empty");
     }
 
     #[test]

@@ -49,8 +49,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct MaterialUpload {
-    /// The record as JSON, as in `catalog.json`. Its `images` lists stored images to
-    /// keep (replace only) and must otherwise be empty.
+    /// The record as JSON, as in `catalog.json`. On a replace, its `images` lists the
+    /// stored images to keep, and an empty list removes them all. On a create it must be
+    /// empty.
     #[schema(value_type = MaterialInput)]
     record: String,
     /// The photos, one file part each, stored after the kept images in the order sent.
@@ -205,10 +206,16 @@ async fn get_material(
 )]
 async fn create_material(
     State(state): State<AppState>,
+    params: QueryParams,
     body: JsonOrMultipart,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Material>)> {
+    params.only(&[])?;
     let (record, uploads) = read_record(&state, body, parse_json::<MaterialInput>).await?;
-    let material = blocking(move || state.catalog().create_uploaded(&record, &uploads)).await?;
+    let material = blocking(move || {
+        let _permit = (!uploads.is_empty()).then(|| state.decode_limit().acquire());
+        state.catalog().create_uploaded(&record, &uploads)
+    })
+    .await?;
     let (mut headers, body) = versioned(material.version, material);
     if let Ok(location) = HeaderValue::try_from(format!("/api/materials/{}", body.id)) {
         headers.insert(header::LOCATION, location);
@@ -226,12 +233,14 @@ async fn create_material(
         ("expectVersion" = Option<u32>, Query,
             description = "Fail with 409 unless the material is at this version"),
         ("If-Match" = Option<String>, Header,
-            description = "The ETag of the version the change was made to, as expectVersion"),
+            description = "The ETag of the version the change was made to, as expectVersion; * for any version"),
     ),
     request_body(
         description = "The new record (its `id` may be left out). `images` lists the stored \
-                       images to keep by path; uploaded photos follow them. With neither, the \
-                       material keeps its photos",
+                       images to keep by path, and uploaded photos follow them, so an empty \
+                       list without uploads removes every photo. Without `images`, uploaded \
+                       photos replace the stored ones, and with no uploads the material keeps \
+                       its photos",
         content(
             (MaterialInput = "application/json"),
             (MaterialUpload = "multipart/form-data"),
@@ -258,12 +267,17 @@ async fn replace_material(
 ) -> ApiResult<(HeaderMap, Json<Material>)> {
     params.only(&["expectVersion"])?;
     let expected = expected_version(&headers, params.number::<u32>("expectVersion")?)?;
-    let (record, uploads) =
+    let (replacement, uploads) =
         read_record(&state, body, |what, json| record_for(&id, what, json)).await?;
     let material = blocking(move || {
-        state
-            .catalog()
-            .replace_uploaded(&record, &uploads, expected)
+        let _permit = (!uploads.is_empty()).then(|| state.decode_limit().acquire());
+        let mut catalog = state.catalog();
+        let record = &replacement.record;
+        if replacement.images_listed {
+            catalog.replace_uploaded_listed(record, &uploads, expected)
+        } else {
+            catalog.replace_uploaded(record, &uploads, expected)
+        }
     })
     .await?;
     Ok(versioned(material.version, material))
@@ -274,19 +288,31 @@ async fn replace_material(
     delete,
     path = "/api/materials/{id}",
     tag = "materials",
-    params(("id" = String, Path, description = "The material id")),
+    params(
+        ("id" = String, Path, description = "The material id"),
+        ("expectVersion" = Option<u32>, Query,
+            description = "Fail with 409 unless the material is at this version"),
+        ("If-Match" = Option<String>, Header,
+            description = "The ETag of the version to delete, as expectVersion; * for any version"),
+    ),
     responses(
         (status = 204, description = "The material was deleted"),
+        (status = 400, description = "An invalid If-Match header or query parameter", body = ErrorBody),
         (status = 404, description = "No material has the id", body = ErrorBody),
+        (status = 409, description = "The material is at another version", body = ErrorBody),
         (status = 503, description = "The store failed", body = ErrorBody),
     )
 )]
 async fn delete_material(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    params: QueryParams,
 ) -> ApiResult<StatusCode> {
+    params.only(&["expectVersion"])?;
+    let expected = expected_version(&headers, params.number::<u32>("expectVersion")?)?;
     blocking(move || {
-        if state.catalog().delete(&id)? {
+        if state.catalog().delete_expecting(&id, expected)? {
             Ok(())
         } else {
             Err(not_found(&id))
@@ -347,8 +373,10 @@ async fn material_history(
 )]
 async fn search_materials(
     State(state): State<AppState>,
+    params: QueryParams,
     body: JsonOrMultipart,
 ) -> ApiResult<Json<SearchResults>> {
+    params.only(&[])?;
     let (request, photo) = match body {
         JsonOrMultipart::Json(bytes) => {
             (parse_json::<SearchRequest>("search query", &bytes)?, None)
@@ -440,9 +468,18 @@ async fn read_record<T>(
     Ok((record, uploads))
 }
 
+/// The record of a replace, and whether it lists the images to keep.
+#[derive(Debug)]
+struct Replacement {
+    record: MaterialInput,
+    /// Whether the JSON has an `images` field, so that an empty list removes every
+    /// image instead of keeping them all.
+    images_listed: bool,
+}
+
 /// Parses the record of a replace; a record without `id` takes the path's, and a
 /// different one is rejected.
-fn record_for(id: &str, what: &str, bytes: &[u8]) -> ApiResult<MaterialInput> {
+fn record_for(id: &str, what: &str, bytes: &[u8]) -> ApiResult<Replacement> {
     let mut value = parse_json::<Value>(what, bytes)?;
     let Some(object) = value.as_object_mut() else {
         return Err(ApiError::unprocessable(format!(
@@ -461,8 +498,13 @@ fn record_for(id: &str, what: &str, bytes: &[u8]) -> ApiResult<MaterialInput> {
             ));
         }
     }
-    serde_json::from_value(value)
-        .map_err(|err| ApiError::unprocessable(format!("invalid {what}: {err}")))
+    let images_listed = object.contains_key("images");
+    let record = serde_json::from_value(value)
+        .map_err(|err| ApiError::unprocessable(format!("invalid {what}: {err}")))?;
+    Ok(Replacement {
+        record,
+        images_listed,
+    })
 }
 
 /// Reads a multipart search: the photo in `image` and each option as a text field.

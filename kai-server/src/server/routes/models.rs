@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiPath;
+use super::extract::{ApiPath, QueryParams};
 use crate::server::AppState;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
 use crate::server::state::blocking;
@@ -118,7 +118,7 @@ async fn list_models(State(state): State<AppState>) -> ApiResult<Json<ModelList>
     params(("name" = String, Path, description = "A built-in model or a folder name in the model directory")),
     responses(
         (status = 200, description = "The model is loaded", body = LoadOutcome),
-        (status = 400, description = "The name is empty or a path", body = ErrorBody),
+        (status = 400, description = "The name is empty or a path, or a query parameter is given", body = ErrorBody),
         (status = 404, description = "No such model in the model directory", body = ErrorBody),
         (status = 503, description = "The model's files are missing or corrupt", body = ErrorBody),
     )
@@ -126,7 +126,9 @@ async fn list_models(State(state): State<AppState>) -> ApiResult<Json<ModelList>
 async fn load_model(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
+    params: QueryParams,
 ) -> ApiResult<Json<LoadOutcome>> {
+    params.only(&[])?;
     let models = state.models();
     let (model, already_loaded) = blocking(move || {
         if let Some(model) = models.get(&name)? {
@@ -163,14 +165,16 @@ async fn load_model(
     params(("name" = String, Path, description = "A built-in model or a folder name in the model directory")),
     responses(
         (status = 200, description = "The model is not loaded any more", body = UnloadOutcome),
-        (status = 400, description = "The name is empty or a path", body = ErrorBody),
+        (status = 400, description = "The name is empty or a path, or a query parameter is given", body = ErrorBody),
         (status = 404, description = "No such model in the model directory", body = ErrorBody),
     )
 )]
 async fn unload_model(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
+    params: QueryParams,
 ) -> ApiResult<Json<UnloadOutcome>> {
+    params.only(&[])?;
     let models = state.models();
     let unloaded = models.unload(&name)?;
     if !unloaded && Manifest::find(&name).is_none() && !models.store().folder(&name).is_dir() {

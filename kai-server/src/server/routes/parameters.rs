@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +23,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath, QueryParams, expected_version, parse_json, versioned};
+use super::extract::{
+    ApiJson, ApiPath, QueryParams, expected_version, if_match_any, parse_json, versioned,
+};
 use crate::server::AppState;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
 use crate::server::state::blocking;
@@ -150,6 +153,12 @@ pub struct SuggestRequest {
     pub lower_is_better: bool,
 }
 
+/// The body of `POST /api/parameters/purge`: no fields, because the retention is the
+/// server's PARAM_HISTORY_RETENTION_DAYS.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeRequest {}
+
 fn default_metric() -> String {
     SuggestOptions::default().metric
 }
@@ -209,13 +218,15 @@ async fn get_set(
     tag = "parameters",
     params(
         ("name" = String, Path, description = "The set name"),
-        ("If-Match" = Option<String>, Header, description = "The ETag of the version the change was made to, as expectVersion"),
+        ("scope" = Option<String>, Query, description = "The set's scope, as the body's `scope`; give it in one place"),
+        ("If-Match" = Option<String>, Header, description = "The ETag of the version the change was made to, as expectVersion; * for any version of an existing set"),
     ),
     request_body = SetRequest,
     responses(
         (status = 200, description = "The new version", body = ParameterSet,
             headers(("ETag" = String, description = "The new version, quoted"))),
-        (status = 400, description = "An unknown parameter or a value its rule rejects", body = ErrorBody),
+        (status = 400, description = "An unknown parameter, a value its rule rejects, or an unknown query parameter", body = ErrorBody),
+        (status = 404, description = "If-Match is * and the set does not exist", body = ErrorBody),
         (status = 409, description = "The set is at another version than expected", body = ErrorBody),
         (status = 422, description = "The JSON does not match the request's shape", body = ErrorBody),
         (status = 503, description = "The registry's storage failed", body = ErrorBody),
@@ -225,6 +236,7 @@ async fn write_set(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
+    params: QueryParams,
     ApiJson(request): ApiJson<SetRequest>,
 ) -> ApiResult<(HeaderMap, Json<ParameterSet>)> {
     let SetRequest {
@@ -234,8 +246,13 @@ async fn write_set(
         note,
         expect_version,
     } = request;
+    let scope = write_scope(&params, scope)?;
+    let must_exist = if_match_any(&headers)?;
     let options = write_options(&headers, expect_version, author, note)?;
     write_version(&state, move |registry| {
+        if must_exist {
+            registry.get(&name, scope.as_deref(), None)?;
+        }
         registry.set(&name, scope.as_deref(), &values, &options)
     })
     .await
@@ -317,13 +334,14 @@ async fn set_diff(
     tag = "parameters",
     params(
         ("name" = String, Path, description = "The set name"),
-        ("If-Match" = Option<String>, Header, description = "The ETag of the version the change was made to, as expectVersion"),
+        ("scope" = Option<String>, Query, description = "The set's scope, as the body's `scope`; give it in one place"),
+        ("If-Match" = Option<String>, Header, description = "The ETag of the version the change was made to, as expectVersion; * for any version"),
     ),
     request_body = RollbackRequest,
     responses(
         (status = 200, description = "The new version", body = ParameterSet,
             headers(("ETag" = String, description = "The new version, quoted"))),
-        (status = 400, description = "An invalid name, scope, author or note", body = ErrorBody),
+        (status = 400, description = "An invalid name, scope, author or note, or an unknown query parameter", body = ErrorBody),
         (status = 404, description = "No such set, or the version was purged", body = ErrorBody),
         (status = 409, description = "The set is at another version than expected", body = ErrorBody),
         (status = 422, description = "The JSON does not match the request's shape", body = ErrorBody),
@@ -334,6 +352,7 @@ async fn rollback_set(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
+    params: QueryParams,
     ApiJson(request): ApiJson<RollbackRequest>,
 ) -> ApiResult<(HeaderMap, Json<ParameterSet>)> {
     let RollbackRequest {
@@ -343,6 +362,7 @@ async fn rollback_set(
         note,
         expect_version,
     } = request;
+    let scope = write_scope(&params, scope)?;
     let options = write_options(&headers, expect_version, author, note)?;
     write_version(&state, move |registry| {
         registry.rollback(&name, scope.as_deref(), to, &options)
@@ -368,8 +388,10 @@ async fn rollback_set(
 )]
 async fn record_results(
     State(state): State<AppState>,
+    params: QueryParams,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
+    params.only(&[])?;
     // Parsed again from bytes so that a shape error names the field's path.
     let bytes = serde_json::to_vec(&body)
         .map_err(|err| Error::Internal(format!("cannot encode a parsed body: {err}")))?;
@@ -475,8 +497,10 @@ async fn resolve_set(
 )]
 async fn suggest_set(
     State(state): State<AppState>,
+    params: QueryParams,
     ApiJson(request): ApiJson<SuggestRequest>,
 ) -> ApiResult<Json<Suggestion>> {
+    params.only(&[])?;
     let target = match (request.material_id, request.embedding) {
         (Some(id), None) => SuggestTarget::Material(id),
         (None, Some(embedding)) => SuggestTarget::Embedding(embedding),
@@ -505,12 +529,25 @@ async fn suggest_set(
     post,
     path = "/api/parameters/purge",
     tag = "parameters",
+    request_body(content = inline(PurgeRequest), description = "Empty, or an empty JSON object"),
     responses(
         (status = 200, description = "The versions deleted", body = PurgeReport),
+        (status = 400, description = "A query parameter, or a body that is not JSON", body = ErrorBody),
+        (status = 422, description = "A body field: the retention is PARAM_HISTORY_RETENTION_DAYS, not a request option", body = ErrorBody),
         (status = 503, description = "The registry's storage failed", body = ErrorBody),
     )
 )]
-async fn purge_history(State(state): State<AppState>) -> ApiResult<Json<PurgeReport>> {
+async fn purge_history(
+    State(state): State<AppState>,
+    params: QueryParams,
+    body: Bytes,
+) -> ApiResult<Json<PurgeReport>> {
+    // The purge takes no options, so a client that sends one (such as `olderThanDays`)
+    // learns that it was not applied instead of purging with the configured retention.
+    params.only(&[])?;
+    if !body.trim_ascii().is_empty() {
+        parse_json::<PurgeRequest>("purge request", &body)?;
+    }
     let registry = state.registry();
     Ok(Json(blocking(move || registry.purge()).await?))
 }
@@ -546,12 +583,33 @@ async fn get_schema(State(state): State<AppState>) -> ApiResult<Json<Schema>> {
 )]
 async fn apply_schema(
     State(state): State<AppState>,
+    params: QueryParams,
     ApiJson(schema): ApiJson<Schema>,
 ) -> ApiResult<Json<SchemaReport>> {
+    params.only(&[])?;
     let registry = state.registry();
     Ok(Json(
         blocking(move || registry.apply_schema(&schema)).await?,
     ))
+}
+
+/// Returns the scope of a set write: the body's `scope`, else the `scope` query
+/// parameter. Other query parameters are rejected, so none is silently ignored.
+///
+/// # Errors
+///
+/// Returns a 400 for another query parameter, or when the body and the query give
+/// different scopes.
+fn write_scope(params: &QueryParams, in_body: Option<String>) -> ApiResult<Option<String>> {
+    params.only(&["scope"])?;
+    let in_query = params.text("scope")?;
+    match (in_body, in_query) {
+        (Some(body), Some(query)) if body.trim() != query => Err(ApiError::invalid(
+            "scope",
+            format!("`{body}` in the body differs from `{query}` in the query string; give one"),
+        )),
+        (body, query) => Ok(body.or(query)),
+    }
 }
 
 /// Builds the options of a write: the expected version from `If-Match` or the request,

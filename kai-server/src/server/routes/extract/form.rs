@@ -78,6 +78,20 @@ impl Form {
     /// 400 for a malformed body or a text field that is not UTF-8, and 413 for a body over
     /// the body limit.
     pub async fn read(mut multipart: Multipart, spec: &FormSpec<'_>) -> ApiResult<Self> {
+        let form = Self::read_fields(&mut multipart, spec).await;
+        if form.is_err() {
+            // Read the rest of the upload before answering: a server that closes the
+            // connection while the client still sends makes the client's TCP stack reset
+            // it, and the client then loses the error response. The body limit bounds
+            // what is read here.
+            while let Ok(Some(mut field)) = multipart.next_field().await {
+                while let Ok(Some(_)) = field.chunk().await {}
+            }
+        }
+        form
+    }
+
+    async fn read_fields(multipart: &mut Multipart, spec: &FormSpec<'_>) -> ApiResult<Self> {
         let mut form = Form {
             images: Vec::new(),
             fields: HashMap::new(),

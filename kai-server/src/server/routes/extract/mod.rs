@@ -14,4 +14,4 @@ mod version;
 pub use body::{ApiJson, JsonOrMultipart, MultipartBody, parse_json};
 pub use form::{FilePart, Form, FormSpec};
 pub use params::{ApiPath, QueryParams};
-pub use version::{expected_version, versioned};
+pub use version::{expected_version, if_match_any, versioned};

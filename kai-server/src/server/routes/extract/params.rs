@@ -66,6 +66,10 @@ impl QueryParams {
             .iter()
             .find(|(name, _)| !known.contains(&name.as_str()))
         {
+            Some((name, _)) if known.is_empty() => Err(ApiError::invalid(
+                "query parameter",
+                format!("`{name}` is not accepted; this route takes no query parameters"),
+            )),
             Some((name, _)) => Err(ApiError::invalid(
                 "query parameter",
                 format!("`{name}` is not one of {}", known.join(", ")),

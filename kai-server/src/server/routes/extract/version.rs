@@ -5,32 +5,65 @@ use axum::http::{HeaderMap, HeaderValue, header};
 
 use crate::server::error::{ApiError, ApiResult};
 
-/// Returns the version that an `If-Match` header names (`"3"`, `W/"3"` or `3`), if any.
+/// The condition of an `If-Match` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IfMatch {
+    /// No header.
+    Absent,
+    /// `*`: any version of an existing record.
+    Any,
+    /// One version: `"3"`, `W/"3"` or `3`.
+    Version(u32),
+}
+
+/// Parses the `If-Match` header.
 ///
 /// # Errors
 ///
-/// Returns a 400 for a header that names no single version.
-fn if_match_version(headers: &HeaderMap) -> ApiResult<Option<u32>> {
+/// Returns a 400 for a header that is neither `*` nor a single version.
+fn if_match(headers: &HeaderMap) -> ApiResult<IfMatch> {
     let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
+        return Ok(IfMatch::Absent);
     };
     let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Ok(IfMatch::Any);
+    }
     let tag = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    tag.parse::<u32>().map(Some).map_err(|_| {
+    tag.parse::<u32>().map(IfMatch::Version).map_err(|_| {
         ApiError::invalid(
             "If-Match header",
-            format!("`{text}` is not a version; send the ETag of a response, such as \"3\""),
+            format!(
+                "`{text}` is not a version; send the ETag of a response, such as \"3\", or * \
+                 for any version"
+            ),
         )
     })
 }
 
+/// Returns whether the `If-Match` header is `*`, which requires that the record exists at
+/// any version.
+///
+/// # Errors
+///
+/// Returns a 400 for a header that is neither `*` nor a single version.
+pub fn if_match_any(headers: &HeaderMap) -> ApiResult<bool> {
+    Ok(if_match(headers)? == IfMatch::Any)
+}
+
 /// Combines the expected version of an `If-Match` header with one given in the request.
+/// `If-Match: *` names no version.
 ///
 /// # Errors
 ///
 /// Returns a 400 when both are given and differ.
 pub fn expected_version(headers: &HeaderMap, in_request: Option<u32>) -> ApiResult<Option<u32>> {
-    match (if_match_version(headers)?, in_request) {
+    let header = match if_match(headers)? {
+        IfMatch::Version(version) => Some(version),
+        // Routes that need the record to exist check that themselves.
+        IfMatch::Absent | IfMatch::Any => None,
+    };
+    match (header, in_request) {
         (Some(header), Some(requested)) if header != requested => Err(ApiError::invalid(
             "expectVersion",
             format!("{requested} differs from version {header} in the If-Match header; give one"),
