@@ -84,6 +84,14 @@ test('searchMaterials by photo with filters', { skip }, async () => {
 test('searchMaterials rejects an empty query', { skip }, async () => {
   await rejectsWithCode(sample.kai.searchMaterials({}), 'KAI_INVALID_INPUT')
   await rejectsWithCode(sample.kai.searchMaterials({ query: 'oak', topK: 0 }), 'KAI_INVALID_INPUT')
+  // A non-object query rejects the Promise; it must not throw before returning one.
+  for (const query of [null, undefined, 'oak']) {
+    let pending
+    assert.doesNotThrow(() => {
+      pending = sample.kai.searchMaterials(query)
+    })
+    await rejectsWithCode(pending, 'KAI_INVALID_INPUT', /must be an object/)
+  }
   await rejectsWithCode(sample.kai.searchMaterials({ query: 'oak', image: 5 }), 'KAI_INVALID_INPUT', /query\.image/)
 })
 

@@ -141,14 +141,6 @@ fn normalized(value: &str) -> String {
     value.trim().to_lowercase()
 }
 
-fn not_found(id: &str) -> Error {
-    Error::NotFound {
-        what: "material",
-        name: id.to_owned(),
-        hint: String::new(),
-    }
-}
-
 #[napi]
 impl Kai {
     /// Searches the catalog by text, by photo, or both.
@@ -307,11 +299,7 @@ impl Kai {
     pub fn material_history(&self, id: Unknown<'_>) -> AsyncTask<Job<Json>> {
         let prepared = (|| Ok((self.services()?, from_js::<String>("id", id)?)))();
         Job::run(prepared, |(services, id)| {
-            let history = services.catalog().history(&id)?;
-            if history.is_empty() {
-                return Err(not_found(&id));
-            }
-            Json::of(&history)
+            Json::of(&services.catalog().history_or_not_found(&id)?)
         })
     }
 

@@ -58,6 +58,11 @@ pub fn split_field<'env>(
     let Some(value) = value else {
         return Ok((serde_json::Value::Object(serde_json::Map::new()), None));
     };
+    // `Object.keys` throws on null and non-objects, and that exception would escape as a
+    // synchronous TypeError instead of the rejected Promise callers expect.
+    if !matches!(value.get_type(), Ok(napi::ValueType::Object)) {
+        return Err(Error::invalid(name, "must be an object"));
+    }
     let object =
         Object::from_unknown(value).map_err(|_| Error::invalid(name, "must be an object"))?;
     let keys = Object::keys(&object).map_err(|err| not_json(name, &err))?;

@@ -2,12 +2,11 @@
 //! resolution, suggestions and the schema. Results have the shapes of kai-server's
 //! `/api/parameters` routes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use kai_core::Error;
-use kai_core::catalog::Catalog;
 use kai_core::registry::{
-    NewResult, Registry, Schema, SuggestOptions, SuggestTarget, Values, VersionRef, WriteOptions,
+    ResultInput, Schema, SuggestOptions, SuggestTarget, Values, WriteOptions,
 };
 use napi::bindgen_prelude::{AsyncTask, Float32Array, FromNapiValue, Unknown};
 use napi_derive::napi;
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::convert::{from_js, from_json, options, split_field};
 use crate::job::{Job, Json};
-use crate::kai::Kai;
+use crate::kai::{Kai, Services};
 
 /// The scope option of the set methods.
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +65,18 @@ struct ResultRequest {
     version: Option<u32>,
     material_id: String,
     metrics: BTreeMap<String, f64>,
+}
+
+impl From<ResultRequest> for ResultInput {
+    fn from(request: ResultRequest) -> Self {
+        ResultInput {
+            set: request.set,
+            scope: request.scope,
+            version: request.version,
+            material_id: request.material_id,
+            metrics: request.metrics,
+        }
+    }
 }
 
 /// The outcome of `recordResults`.
@@ -240,17 +251,9 @@ impl Kai {
             Ok((self.services()?, result))
         })();
         Job::run(prepared, |(services, result)| {
-            check_materials(
-                &services.catalog(),
-                std::slice::from_ref(&result.material_id),
-            )?;
-            let record = services.registry.record(
-                &result.set,
-                result.scope.as_deref(),
-                result.version,
-                &result.material_id,
-                &result.metrics,
-            )?;
+            let record = services
+                .registry
+                .record_result(&result.into(), |id| known_material(&services, id))?;
             Json::of(&record)
         })
     }
@@ -266,11 +269,10 @@ impl Kai {
             Ok((self.services()?, results))
         })();
         Job::run(prepared, |(services, results)| {
-            let recorded = results.len();
-            let ids: Vec<String> = results.iter().map(|r| r.material_id.clone()).collect();
-            check_materials(&services.catalog(), &ids)?;
-            let results = with_versions(&services.registry, results)?;
-            services.registry.record_batch(&results)?;
+            let inputs = results.into_iter().map(ResultInput::from).collect();
+            let recorded = services
+                .registry
+                .record_results(inputs, |id| known_material(&services, id))?;
             Json::of(&RecordedBatch { recorded })
         })
     }
@@ -392,58 +394,7 @@ fn embedding_from_js(value: Unknown<'_>) -> kai_core::Result<Vec<f32>> {
     }
 }
 
-/// Fails with the first of `ids` that is not a catalog material, as kai-server and
-/// `kai params record` do, so results are recorded only for materials that exist.
-// NOTE: kai-server's results route repeats this check and `with_versions`; both belong in
-// kai-core's `Registry`, which would then be their one implementation.
-fn check_materials(catalog: &Catalog, ids: &[String]) -> kai_core::Result<()> {
-    let mut checked: Vec<&String> = Vec::new();
-    for id in ids {
-        if checked.contains(&id) {
-            continue;
-        }
-        if catalog.get(id)?.is_none() {
-            return Err(Error::NotFound {
-                what: "material",
-                name: id.clone(),
-                hint: " (record results only for catalog materials)".to_owned(),
-            });
-        }
-        checked.push(id);
-    }
-    Ok(())
-}
-
-/// Names each result's set version exactly: a result without a version takes the set's
-/// current one.
-fn with_versions(
-    registry: &Registry,
-    results: Vec<ResultRequest>,
-) -> kai_core::Result<Vec<NewResult>> {
-    let mut current: HashMap<(String, Option<String>), VersionRef> = HashMap::new();
-    let mut new_results = Vec::with_capacity(results.len());
-    for result in results {
-        let key = (result.set.clone(), result.scope.clone());
-        let set = match (result.version, current.get(&key)) {
-            (None, Some(known)) => known.clone(),
-            (version, _) => {
-                let set = registry.get(&result.set, result.scope.as_deref(), version)?;
-                let reference = VersionRef {
-                    name: set.name,
-                    scope: set.scope,
-                    version: set.version,
-                };
-                if version.is_none() {
-                    current.insert(key, reference.clone());
-                }
-                reference
-            }
-        };
-        new_results.push(NewResult {
-            set,
-            material_id: result.material_id,
-            metrics: result.metrics,
-        });
-    }
-    Ok(new_results)
+/// Returns whether `id` is a catalog material, locking the catalog for the lookup only.
+fn known_material(services: &Services, id: &str) -> kai_core::Result<bool> {
+    Ok(services.catalog().get(id)?.is_some())
 }

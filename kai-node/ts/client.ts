@@ -116,6 +116,13 @@ export class RemoteKai implements KaiApi {
       if (isKaiError(err) && err.status !== undefined) {
         return `GET ${this.url}/ready returned HTTP ${err.status}: ${err.message}`
       }
+      if (isKaiError(err) && err.code === 'KAI_TIMEOUT') {
+        // The request's own message names the request timeout; the limit here is another.
+        return (
+          `GET ${this.url}/ready did not answer within ${timeoutMs} ms ` +
+          '(healthCheckTimeoutMs, MCP_HEALTH_CHECK_TIMEOUT)'
+        )
+      }
       return err instanceof Error ? err.message : String(err)
     }
   }

@@ -40,6 +40,18 @@ export interface KaiConfig {
   env?: Readonly<Record<string, string | undefined>>
 }
 
+/** The fields of `KaiConfig`, for rejecting misspelt ones. */
+const CONFIG_FIELDS: readonly string[] = [
+  'useServer',
+  'serverUrl',
+  'healthCheckTimeoutMs',
+  'requestTimeoutMs',
+  'token',
+  'native',
+  'logger',
+  'env',
+]
+
 /** The settings after defaults and validation. */
 export interface ResolvedConfig {
   useServer: boolean
@@ -58,7 +70,13 @@ export interface ResolvedConfig {
  */
 export function resolveConfig(config: KaiConfig = {}): ResolvedConfig {
   if (typeof config !== 'object' || config === null) {
-    throw invalid('config', `expected an object, got ${typeof config}`)
+    throw invalid('config', `expected an object, got ${config === null ? 'null' : typeof config}`)
+  }
+  // A misspelt field (say `useMcpServer` for `useServer`) would otherwise leave the
+  // default in place without a word, and the program would quietly run in-process.
+  const unknown = Object.keys(config).filter((key) => !CONFIG_FIELDS.includes(key))
+  if (unknown.length > 0) {
+    throw invalid(`config.${unknown[0]}`, `is not a setting; the settings are ${CONFIG_FIELDS.join(', ')}`)
   }
   const env = config.env ?? process.env
   // A config field must have its declared type, while a variable is text to parse.

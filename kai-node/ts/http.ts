@@ -195,13 +195,13 @@ function networkError(err: unknown, spec: RequestSpec, url: string, timeoutMs: n
       { cause: err },
     )
   }
-  // kai-server responds to a body that it rejects early, such as a photo over its size
-  // limit, and closes the connection, so the rest of the upload fails and the response is
-  // lost.
+  // kai-server reads the rest of a rejected upload before answering, except a body whose
+  // declared length is over its body limit: then it answers 413 and closes at once, and
+  // the rest of the upload fails.
   const hint =
     spec.form !== undefined && ['EPIPE', 'ECONNRESET'].includes(causeCode(err) ?? '')
-      ? '; the server closed the connection during the upload, which it does when it rejects ' +
-        'a photo over its size limit (KAI_MAX_IMAGE_BYTES)'
+      ? '; the server closed the connection during the upload, which it does for a body ' +
+        'over its limit (KAI_MAX_BODY_BYTES)'
       : '; check that kai-server runs at that address'
   return kaiError('KAI_UNAVAILABLE', `${what} failed: ${describeCause(err)}${hint}`, { cause: err })
 }

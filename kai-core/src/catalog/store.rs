@@ -360,9 +360,27 @@ impl Catalog {
         self.storage().list(filter, offset, limit)
     }
 
-    /// Returns every version of a material, oldest first.
+    /// Returns every version of a material, oldest first; empty when no material ever
+    /// had `id`.
     pub fn history(&self, id: &str) -> Result<Vec<MaterialVersion>> {
         self.storage().history(id)
+    }
+
+    /// Returns every version of a material, oldest first, deleted materials included.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`Error::NotFound`] when no material ever had `id`.
+    pub fn history_or_not_found(&self, id: &str) -> Result<Vec<MaterialVersion>> {
+        let history = self.history(id)?;
+        if history.is_empty() {
+            return Err(Error::NotFound {
+                what: "material",
+                name: id.to_owned(),
+                hint: String::new(),
+            });
+        }
+        Ok(history)
     }
 
     /// Returns the absolute path of a stored image.

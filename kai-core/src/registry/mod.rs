@@ -23,6 +23,7 @@
 //! ```
 
 mod postgres;
+mod results;
 mod schema;
 mod set;
 mod settings;
@@ -36,6 +37,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use postgres::PgRegistry;
+pub use results::ResultInput;
 pub use schema::{
     MAX_NAME_LEN, MAX_PARAMETERS, MAX_SCHEMA_FILE_BYTES, MAX_STRING_LEN, ParamSpec, ParamType,
     ParamValue, Schema, check_name,

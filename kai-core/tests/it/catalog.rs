@@ -194,6 +194,14 @@ fn import_is_incremental(backend: Backend) {
     assert_eq!(report.unchanged.len(), 3);
     let history = catalog.history("espresso-ceramic").unwrap();
     assert_eq!(history.len(), 2);
+    assert_eq!(
+        catalog.history_or_not_found("espresso-ceramic").unwrap(),
+        history
+    );
+    assert!(catalog.history("never-stored").unwrap().is_empty());
+    let err = catalog.history_or_not_found("never-stored").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("never-stored"), "{err}");
     assert_eq!(catalog.get("espresso-ceramic").unwrap().unwrap().version, 2);
     assert_eq!(catalog.image_index().len().unwrap(), 4);
 }

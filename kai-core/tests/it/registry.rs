@@ -92,6 +92,8 @@ registry_on_both_backends!(
     bad_names_are_rejected,
     suggest_uses_results_of_similar_materials,
     resolve_for_material_tries_type_then_collection,
+    results_are_checked_against_the_catalog,
+    result_inputs_take_one_current_version,
 );
 
 fn values(pairs: &[(&str, ParamValue)]) -> Values {
@@ -1044,4 +1046,138 @@ fn resolve_for_material_tries_type_then_collection(place: &Place) {
         .resolve_for_material(&catalog, "missing", None)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+/// Results of a material that the catalog does not contain are rejected, one or in a
+/// batch, and the catalog is queried once per material.
+fn results_are_checked_against_the_catalog(place: &Place) {
+    use kai_core::registry::ResultInput;
+    let mut catalog = catalog_at(place);
+    catalog
+        .put_embedded(
+            &[embedded("oak-1", "wood", near_axis(0, 0.0))],
+            &place.root(),
+        )
+        .unwrap();
+    let registry = place.open(RegistrySettings::default());
+    let input = |material: &str| ResultInput {
+        set: "standard".to_owned(),
+        scope: None,
+        version: None,
+        material_id: material.to_owned(),
+        metrics: BTreeMap::from([("score".to_owned(), 1.0)]),
+    };
+    let mut asked = Vec::new();
+    let mut known = |id: &str| {
+        asked.push(id.to_owned());
+        Ok(catalog.get(id)?.is_some())
+    };
+    let recorded = registry.record_result(&input("oak-1"), &mut known).unwrap();
+    assert_eq!(
+        (recorded.version, recorded.material_id.as_str()),
+        (1, "oak-1")
+    );
+    let err = registry
+        .record_result(&input("missing"), &mut known)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("missing"), "{err}");
+    asked.clear();
+    let mut known = |id: &str| {
+        asked.push(id.to_owned());
+        Ok(catalog.get(id)?.is_some())
+    };
+    let batch = vec![
+        input("oak-1"),
+        input("oak-1"),
+        input("gone"),
+        input("oak-1"),
+    ];
+    let err = registry.record_results(batch, &mut known).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("gone"), "{err}");
+    assert_eq!(asked, ["oak-1", "gone"]);
+    // The refused batch recorded nothing: only the first single result is stored.
+    let stored = registry
+        .storage()
+        .results_for(&["oak-1".to_owned()])
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    // A failing lookup fails the recording with its own error.
+    let err = registry
+        .record_result(&input("oak-1"), |_| {
+            Err(Error::Storage("the catalog is unreachable".to_owned()))
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Storage);
+}
+
+/// Results without a version take their set's current version per set and scope; an
+/// explicit version is kept, and an unknown one fails the whole batch.
+fn result_inputs_take_one_current_version(place: &Place) {
+    use kai_core::registry::{MAX_BATCH_RESULTS, ResultInput};
+    let registry = place.open(RegistrySettings::default());
+    registry
+        .set(
+            "standard",
+            Some("wood"),
+            &values(&[("recognition.top_k", int(2))]),
+            &WriteOptions::by("a"),
+        )
+        .unwrap();
+    registry
+        .set(
+            "standard",
+            None,
+            &values(&[("recognition.top_k", int(3))]),
+            &WriteOptions::by("a"),
+        )
+        .unwrap();
+    let input = |scope: Option<&str>, version: Option<u32>, material: &str| ResultInput {
+        set: "standard".to_owned(),
+        scope: scope.map(str::to_owned),
+        version,
+        material_id: material.to_owned(),
+        metrics: BTreeMap::from([("score".to_owned(), 1.0)]),
+    };
+    let all = |_: &str| Ok(true);
+    let batch = vec![
+        input(None, None, "a"),
+        input(Some("wood"), None, "b"),
+        input(None, Some(1), "c"),
+        input(None, None, "d"),
+    ];
+    assert_eq!(registry.record_results(batch, all).unwrap(), 4);
+    let ids: Vec<String> = ["a", "b", "c", "d"].map(str::to_owned).to_vec();
+    let mut stored: Vec<(String, Option<String>, u32)> = registry
+        .storage()
+        .results_for(&ids)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.material_id, r.scope, r.version))
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            ("a".to_owned(), None, 2),
+            ("b".to_owned(), Some("wood".to_owned()), 1),
+            ("c".to_owned(), None, 1),
+            ("d".to_owned(), None, 2),
+        ]
+    );
+    let err = registry
+        .record_results(vec![input(None, None, "e"), input(None, Some(9), "f")], all)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("version 9"), "{err}");
+    let err = registry
+        .record_results(vec![input(None, None, "g"); MAX_BATCH_RESULTS + 1], all)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let none = registry
+        .storage()
+        .results_for(&["e".to_owned(), "f".to_owned(), "g".to_owned()])
+        .unwrap();
+    assert!(none.is_empty());
 }

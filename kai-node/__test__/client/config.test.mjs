@@ -23,6 +23,11 @@ function assertInvalid(options, name) {
 }
 
 describe('resolveConfig', { skip }, () => {
+  test('rejects misspelt fields', () => {
+    assertInvalid({ useMcpServer: true, env: {} }, 'config.useMcpServer')
+    assertInvalid(null, 'config')
+  })
+
   test('defaults without environment', () => {
     const settings = config.resolveConfig({ env: {} })
     assert.equal(settings.useServer, false)

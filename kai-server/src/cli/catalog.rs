@@ -437,11 +437,7 @@ pub fn run_materials(cli: &Cli, command: &MaterialsCommand) -> Result<(), Error>
         }
         MaterialsCommand::History { id, store } => {
             let catalog = open_existing(cli, store)?;
-            let history = catalog.history(id)?;
-            if history.is_empty() {
-                return Err(not_found(id));
-            }
-            print_json(&history)
+            print_json(&catalog.history_or_not_found(id)?)
         }
     }
 }

@@ -8,8 +8,8 @@ use kai_core::Error;
 use kai_core::catalog::StoreOptions;
 use kai_core::db::StorageConfig;
 use kai_core::registry::{
-    ParameterSet, Registry, RegistrySettings, Schema, SuggestOptions, SuggestTarget, Values,
-    WriteOptions,
+    ParameterSet, Registry, RegistrySettings, ResultInput, Schema, SuggestOptions, SuggestTarget,
+    Values, WriteOptions,
 };
 
 use super::catalog::{StoreArg, open_existing};
@@ -396,20 +396,15 @@ pub fn run(cli: &Cli, command: &ParamsCommand) -> Result<(), Error> {
         } => {
             let metrics = metrics(pairs)?;
             let catalog = open_existing(cli, &common.store)?;
-            if catalog.get(material_id)?.is_none() {
-                return Err(Error::NotFound {
-                    what: "material",
-                    name: material_id.clone(),
-                    hint: " (record results only for catalog materials)".to_owned(),
-                });
-            }
-            let recorded = open_registry(&common.store, true)?.record(
-                name,
-                scope.as_deref(),
-                *version,
-                material_id,
-                &metrics,
-            )?;
+            let input = ResultInput {
+                set: name.clone(),
+                scope: scope.clone(),
+                version: *version,
+                material_id: material_id.clone(),
+                metrics,
+            };
+            let recorded = open_registry(&common.store, true)?
+                .record_result(&input, |id| Ok(catalog.get(id)?.is_some()))?;
             if common.json {
                 return print_json(&recorded);
             }

@@ -892,13 +892,43 @@ async fn decodes_wait_for_a_permit() {
 
 #[tokio::test]
 async fn rejected_uploads_still_get_their_answer() {
-    let Some(server) = common::server(&[
+    let vars = [
         ("KAI_MAX_IMAGE_BYTES", "100000"),
         UNLIMITED[0],
         UNLIMITED[1],
-    ]) else {
+    ];
+    let Some(server) = common::server(&vars) else {
         return;
     };
+    let address = serve_locally(&server).await;
+    // A photo 120 times over the limit: the server rejects it after the first 100 kB and
+    // must still read the rest, or the client's pending data resets the connection and
+    // the 413 is lost.
+    let (sent, read, text) = raw_upload(address, 12_000_000).await;
+    assert!(sent, "the upload was cut off: {text}");
+    assert!(read, "the connection was reset: {text}");
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("KAI_MAX_IMAGE_BYTES"), "{text}");
+}
+
+#[tokio::test]
+async fn rate_limited_uploads_still_get_their_answer() {
+    let Some(server) = common::server(&[("ML_RATE_LIMIT", "1")]) else {
+        return;
+    };
+    let address = serve_locally(&server).await;
+    let (_, _, first) = raw_upload(address, 1_000).await;
+    assert!(first.starts_with("HTTP/1.1 400"), "{first}");
+    // The second is over the budget before its body is read.
+    let (sent, read, text) = raw_upload(address, 12_000_000).await;
+    assert!(sent, "the upload was cut off: {text}");
+    assert!(read, "the connection was reset: {text}");
+    assert!(text.starts_with("HTTP/1.1 429"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("retry-after"), "{text}");
+}
+
+/// Serves the test server's state on a free port of 127.0.0.1.
+async fn serve_locally(server: &TestServer) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
@@ -906,24 +936,27 @@ async fn rejected_uploads_still_get_their_answer() {
     let app = kai_server::server::router(server.state.clone())
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
 
-    // A photo 120 times over the limit: the server rejects it after the first 100 kB and
-    // must still read the rest, or the client's pending data resets the connection and
-    // the 413 is lost.
+/// Posts a multipart photo of `size` filler bytes to /api/quality over a real socket and
+/// returns whether the whole upload was sent, whether the answer was read without a
+/// reset, and the raw answer.
+async fn raw_upload(address: std::net::SocketAddr, size: usize) -> (bool, bool, String) {
     let boundary = "kai-drain-boundary";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.jpg\"\r\n\
          Content-Type: image/jpeg\r\n\r\n"
     )
     .into_bytes();
-    body.extend(std::iter::repeat_n(0xAB_u8, 12_000_000));
+    body.extend(std::iter::repeat_n(0xAB_u8, size));
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let head = format!(
         "POST /api/quality HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; \
          boundary={boundary}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    let response = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(address).expect("connects");
         stream
@@ -940,10 +973,5 @@ async fn rejected_uploads_still_get_their_answer() {
         )
     })
     .await
-    .expect("the client thread finishes");
-    let (sent, read, text) = response;
-    assert!(sent, "the upload was cut off: {text}");
-    assert!(read, "the connection was reset: {text}");
-    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
-    assert!(text.contains("KAI_MAX_IMAGE_BYTES"), "{text}");
+    .expect("the client thread finishes")
 }

@@ -27,6 +27,8 @@ const MIN_SECRET_BYTES: usize = 32;
 pub struct BearerAuth {
     key: DecodingKey,
     validation: Validation,
+    /// The body limit, up to which a rejected request's body is read and dropped.
+    body_limit: usize,
 }
 
 impl std::fmt::Debug for BearerAuth {
@@ -70,7 +72,7 @@ impl BearerAuth {
     /// # Errors
     ///
     /// Returns [`Error::InvalidInput`] naming `JWT_SECRET` when the secret is empty.
-    pub fn new(secret: &JwtSecret) -> Result<Self> {
+    pub fn new(secret: &JwtSecret, body_limit: usize) -> Result<Self> {
         let key = DecodingKey::from_secret(secret.expose())
             .map_err(|_| Error::invalid("JWT_SECRET", "must not be empty"))?;
         if secret.expose().len() < MIN_SECRET_BYTES {
@@ -83,7 +85,11 @@ impl BearerAuth {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_nbf = true;
         validation.validate_aud = false;
-        Ok(Self { key, validation })
+        Ok(Self {
+            key,
+            validation,
+            body_limit,
+        })
     }
 
     /// Checks the `Authorization` header value of a request.
@@ -173,6 +179,10 @@ pub async fn require_bearer(
             request.extensions_mut().insert(subject);
             next.run(request).await
         }
-        Err(rejection) => rejection.into_response(),
+        Err(rejection) => {
+            let response = rejection.into_response();
+            super::body_limit::discard(request, auth.body_limit).await;
+            response
+        }
     }
 }

@@ -11,6 +11,24 @@ use axum::response::{IntoResponse, Response};
 
 use crate::server::error::ApiError;
 
+/// Reads and drops the body of a request that is rejected before its route reads it
+/// (over a rate limit, without a valid token). A client still sending its upload would
+/// otherwise see the connection reset and lose the error response. A body declared
+/// larger than `limit` is left unread, and the connection closes as it would for 413.
+pub async fn discard(request: Request, limit: usize) {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return;
+    }
+    // An error here means the client stopped sending or went over the limit; either way
+    // there is nothing left to wait for.
+    let _ = axum::body::to_bytes(request.into_body(), limit).await;
+}
+
 /// Rejects a body above `limit` bytes with 413.
 ///
 /// A body of known length (a `Content-Length` header) is checked before it is read.

@@ -45,8 +45,8 @@ pub fn layers(app: Router<AppState>, state: &AppState) -> Router<AppState> {
         .layer(DefaultBodyLimit::max(limit))
         .layer(from_fn_with_state(limit, body_limit::enforce));
     if let Some(secret) = &config.jwt_secret {
-        // The configuration reads an empty JWT_SECRET as unset, so the secret has bytes.
-        let auth = auth::BearerAuth::new(secret).expect("JWT_SECRET is not empty");
+        // The configuration rejects an empty JWT_SECRET, so the secret has bytes.
+        let auth = auth::BearerAuth::new(secret, limit).expect("JWT_SECRET is not empty");
         app = app.layer(from_fn_with_state(Arc::new(auth), auth::require_bearer));
     }
     let limits = Arc::new(rate_limit::RateLimits::from_config(config));

@@ -178,6 +178,8 @@ pub struct RateLimits {
     default: RateLimiter,
     ml: RateLimiter,
     agent: RateLimiter,
+    /// The body limit, up to which a rejected request's body is read and dropped.
+    body_limit: usize,
 }
 
 impl RateLimits {
@@ -188,6 +190,7 @@ impl RateLimits {
             default: RateLimiter::new(config.default_rate),
             ml: RateLimiter::new(config.ml_rate),
             agent: RateLimiter::new(config.agent_rate),
+            body_limit: config.max_body_bytes,
         }
     }
 
@@ -220,7 +223,9 @@ pub async fn enforce(
     match limiter.check(client, Instant::now()) {
         Decision::Allowed { .. } => next.run(request).await,
         Decision::Limited { retry_after } => {
-            rejection(class, limiter.budget(), retry_after).into_response()
+            let response = rejection(class, limiter.budget(), retry_after).into_response();
+            super::body_limit::discard(request, limits.body_limit).await;
+            response
         }
     }
 }

@@ -338,14 +338,7 @@ async fn material_history(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<MaterialVersion>>> {
-    let history = blocking(move || {
-        let history = state.catalog().history(&id)?;
-        if history.is_empty() {
-            return Err(not_found(&id));
-        }
-        Ok(history)
-    })
-    .await?;
+    let history = blocking(move || state.catalog().history_or_not_found(&id)).await?;
     Ok(Json(history))
 }
 

@@ -4,7 +4,7 @@
 //! the registry-wide operations (`resolve`, `results`, `suggest`, `purge`, `schema`).
 //! Bodies have the shapes of `kai params … --json`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -13,9 +13,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kai_core::Error;
 use kai_core::registry::{
-    NewResult, ParamValue, ParameterSet, PurgeReport, Registry, Resolution, ResultRecord, Schema,
-    SchemaReport, SetSummary, SuggestOptions, SuggestTarget, Suggestion, ValueChange, VersionRef,
-    WriteOptions,
+    ParamValue, ParameterSet, PurgeReport, Registry, Resolution, ResultInput, ResultRecord, Schema,
+    SchemaReport, SetSummary, SuggestOptions, SuggestTarget, Suggestion, ValueChange, WriteOptions,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -105,6 +104,18 @@ pub struct ResultRequest {
     pub material_id: String,
     /// Metric values by name, such as `{"accuracy": 0.93}`.
     pub metrics: BTreeMap<String, f64>,
+}
+
+impl From<ResultRequest> for ResultInput {
+    fn from(request: ResultRequest) -> Self {
+        ResultInput {
+            set: request.set,
+            scope: request.scope,
+            version: request.version,
+            material_id: request.material_id,
+            metrics: request.metrics,
+        }
+    }
 }
 
 /// Several results, recorded all or none.
@@ -403,30 +414,19 @@ async fn record_results(
     match request {
         RecordRequest::One(result) => {
             let recorded = blocking(move || {
-                check_materials(&state, std::slice::from_ref(&result.material_id))?;
-                state.registry().record(
-                    &result.set,
-                    result.scope.as_deref(),
-                    result.version,
-                    &result.material_id,
-                    &result.metrics,
-                )
+                state
+                    .registry()
+                    .record_result(&result.into(), |id| known_material(&state, id))
             })
             .await?;
             Ok((StatusCode::CREATED, Json(recorded)).into_response())
         }
         RecordRequest::Batch(batch) => {
-            let recorded = batch.results.len();
-            blocking(move || {
-                let ids: Vec<String> = batch
-                    .results
-                    .iter()
-                    .map(|r| r.material_id.clone())
-                    .collect();
-                check_materials(&state, &ids)?;
-                let registry = state.registry();
-                let results = with_versions(&registry, batch.results)?;
-                registry.record_batch(&results)
+            let recorded = blocking(move || {
+                let inputs = batch.results.into_iter().map(ResultInput::from).collect();
+                state
+                    .registry()
+                    .record_results(inputs, |id| known_material(&state, id))
             })
             .await?;
             Ok(Json(RecordedBatch { recorded }).into_response())
@@ -640,57 +640,7 @@ async fn write_version(
     Ok(versioned(set.version, set))
 }
 
-/// Fails with the first of `ids` that is not a catalog material, as `kai params record`
-/// does, so results are recorded only for materials that exist.
-fn check_materials(state: &AppState, ids: &[String]) -> kai_core::Result<()> {
-    let catalog = state.catalog();
-    let mut checked: Vec<&String> = Vec::new();
-    for id in ids {
-        if checked.contains(&id) {
-            continue;
-        }
-        if catalog.get(id)?.is_none() {
-            return Err(Error::NotFound {
-                what: "material",
-                name: id.clone(),
-                hint: " (record results only for catalog materials)".to_owned(),
-            });
-        }
-        checked.push(id);
-    }
-    Ok(())
-}
-
-/// Names each result's set version exactly: a result without a version takes the set's
-/// current one.
-fn with_versions(
-    registry: &Registry,
-    results: Vec<ResultRequest>,
-) -> kai_core::Result<Vec<NewResult>> {
-    let mut current: HashMap<(String, Option<String>), VersionRef> = HashMap::new();
-    let mut new_results = Vec::with_capacity(results.len());
-    for result in results {
-        let key = (result.set.clone(), result.scope.clone());
-        let set = match (result.version, current.get(&key)) {
-            (None, Some(known)) => known.clone(),
-            (version, _) => {
-                let set = registry.get(&result.set, result.scope.as_deref(), version)?;
-                let reference = VersionRef {
-                    name: set.name,
-                    scope: set.scope,
-                    version: set.version,
-                };
-                if version.is_none() {
-                    current.insert(key, reference.clone());
-                }
-                reference
-            }
-        };
-        new_results.push(NewResult {
-            set,
-            material_id: result.material_id,
-            metrics: result.metrics,
-        });
-    }
-    Ok(new_results)
+/// Returns whether `id` is a catalog material, locking the catalog for the lookup only.
+fn known_material(state: &AppState, id: &str) -> kai_core::Result<bool> {
+    Ok(state.catalog().get(id)?.is_some())
 }
