@@ -23,8 +23,9 @@ timeout=4
 status=
 IFS= read -r -t "$timeout" status <&3 || true
 status=${status%$'\r'}
-# Read the rest of the response so the server sees an orderly close, not a reset. The
-# server closes the connection after the response because of "Connection: close".
+# Read the rest of the response before closing, so the server's side of the connection
+# ends in an orderly close instead of a reset ("Connection: close" ends it after the
+# response).
 while IFS= read -r -t 1 _ <&3; do :; done
 exec 3<&-
 case $status in
