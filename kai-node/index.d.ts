@@ -51,7 +51,7 @@ import type {
 /**
  * A kai store opened in this process: its material catalog, parameter registry and a
  * cache of loaded models. Every method returns a Promise and runs its work on the
- * libuv thread pool; errors are `Error`s whose `code` is a kai error code.
+ * libuv thread pool. Errors are `Error`s whose `code` is a kai error code.
  */
 export declare class Kai {
   /** Searches the catalog by text, by photo, or both. */
@@ -60,7 +60,7 @@ export declare class Kai {
   getMaterial(id: string): Promise<Material | null>
   /**
    * Lists materials in id order, `limit` (1 to 1000, default 100) at a time after
-   * `offset`; a shorter page is the last.
+   * `offset`. A shorter page is the last.
    */
   listMaterials(filter?: MaterialFilter): Promise<Material[]>
   /**
@@ -70,14 +70,14 @@ export declare class Kai {
   createMaterial(record: MaterialInput, images?: ImageInput[]): Promise<Material>
   /**
    * Replaces a material's fields. `record.images` lists the stored image paths to
-   * keep and `images` are new photos after them; with neither, the material keeps its
-   * photos. Rejects with `KAI_CONFLICT` unless the material is at
+   * keep and `images` are new photos after them. With neither, the material keeps
+   * its photos. Rejects with `KAI_CONFLICT` unless the material is at
    * `options.expectVersion`, when given.
    */
   replaceMaterial(record: MaterialInput, images?: ImageInput[], options?: ReplaceOptions): Promise<Material>
   /**
-   * Deletes a material and its vectors, keeping its history; resolves to whether it
-   * existed.
+   * Deletes a material and its vectors, keeping its history, and resolves to whether
+   * it existed.
    */
   deleteMaterial(id: string): Promise<boolean>
   /**
@@ -105,17 +105,17 @@ export declare class Kai {
   heads(): Promise<HeadManifest[]>
   /**
    * Trains a head on the catalog's image embeddings and saves it, replacing one of the
-   * same domain; `{}` trains the material-type head that recognition uses.
+   * same domain. `{}` trains the material-type head that recognition uses.
    */
   trainHead(spec?: TrainHeadSpec): Promise<HeadManifest>
   /**
    * Embeds texts with a text model (default `all-minilm-l6-v2`), loading it into the
-   * model cache when needed; resolves to one unit-length Float32Array per text.
+   * model cache when needed, and resolves to one unit-length Float32Array per text.
    */
   embedText(texts: string[], options?: EmbedOptions): Promise<Float32Array[]>
   /**
-   * Embeds photos with an image model (default `efficientnet-lite0`); resolves to one
-   * unit-length Float32Array per photo.
+   * Embeds photos with an image model (default `efficientnet-lite0`) and resolves to
+   * one unit-length Float32Array per photo.
    */
   embedImages(images: ImageInput[], options?: EmbedOptions): Promise<Float32Array[]>
   /**
@@ -125,7 +125,7 @@ export declare class Kai {
   classifyImages(images: ImageInput[], options?: ClassifyOptions): Promise<Prediction[][]>
   /**
    * Measures a photo's sharpness, exposure, contrast, noise and resolution against
-   * `thresholds`; fields left out keep their defaults.
+   * `thresholds`. Fields left out keep their defaults.
    */
   assessQuality(image: ImageInput, thresholds?: Partial<QualityThresholds>): Promise<QualityReport>
   /**
@@ -140,8 +140,8 @@ export declare class Kai {
    * when absent, with its models from `modelDir` (default `MODEL_DIR`) on `device`
    * (default `KAI_DEVICE`). `databaseUrl` (default `KAI_DATABASE_URL`) moves the
    * catalog and the registry to PostgreSQL. The cache keeps `modelCacheSize` models
-   * (default `MODEL_CACHE_SIZE`, else 5; at least 2, the catalog's text and image
-   * models).
+   * (default `MODEL_CACHE_SIZE`, else 5). The minimum is 2, for the catalog's text and
+   * image models.
    */
   static open(options?: KaiOpenOptions): Promise<Kai>
   /**
@@ -166,8 +166,9 @@ export declare class Kai {
    */
   loadModel(name: string): Promise<LoadOutcome>
   /**
-   * Removes a model from the cache; calls that use it finish first. Rejects with
-   * `KAI_NOT_FOUND` for a name that is neither a built-in model nor a model folder.
+   * Removes a model from the cache at once, but calls that already use it finish with
+   * it. Rejects with `KAI_NOT_FOUND` for a name that is neither a built-in model nor a
+   * model folder.
    */
   unloadModel(name: string): Promise<UnloadOutcome>
   /**
@@ -182,8 +183,8 @@ export declare class Kai {
   /**
    * Writes a new version of a set with `values` changed. A new set starts from the
    * unscoped set of its name, or from the schema's defaults. Rejects with
-   * `KAI_CONFLICT` unless the set is at `options.expectVersion`, when given; 0 means the
-   * set must not exist yet.
+   * `KAI_CONFLICT` unless the set is at `options.expectVersion`, when given, where 0
+   * means the set must not exist yet.
    */
   setParameters(name: string, values: Record<string, ParamValue>, options?: WriteParametersOptions): Promise<ParameterSet>
   /** Lists every kept version of a set, oldest first. */
@@ -207,7 +208,7 @@ export declare class Kai {
   resolveParameters(options?: ResolveOptions): Promise<Resolution>
   /**
    * Suggests the set version that performed best on catalog materials similar to
-   * `target.materialId` or `target.embedding`; without such results, the default set.
+   * `target.materialId` or `target.embedding`, or the default set without such results.
    */
   suggestParameters(target: SuggestTarget): Promise<Suggestion>
   /**
@@ -218,7 +219,7 @@ export declare class Kai {
   /** Returns every parameter's definition. */
   parameterSchema(): Promise<ParameterSchema>
   /**
-   * Adds or replaces the definitions `schema` gives; parameters it does not mention
+   * Adds or replaces the definitions `schema` gives. Parameters it does not mention
    * keep theirs. Nothing changes when a definition is inconsistent or rejects a
    * current value.
    */
@@ -237,6 +238,6 @@ export declare class TextEmbedder {
   get name(): string
   /** Returns the length of each vector. */
   get dimension(): number
-  /** Embeds texts off the event loop; resolves to one Float32Array per text. */
+  /** Embeds texts off the event loop and resolves to one Float32Array per text. */
   embed(texts: string[]): Promise<Float32Array[]>
 }

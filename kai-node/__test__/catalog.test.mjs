@@ -1,30 +1,12 @@
 // Tests the catalog methods of `Kai` (import, search, materials and their history,
 // maintenance, heads) on a temporary store with the sample catalog and the real models.
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 
-import {
-  openSampleStore,
-  queryPhoto,
-  rejectsWithCode,
-  removeFolder,
-  sampleCatalog,
-  skip,
-} from './helpers.mjs'
+import { queryPhoto, rejectsWithCode, sampleCatalog, skip, useSampleStore } from './helpers.mjs'
 
-let sample
-before(async () => {
-  if (!skip) {
-    sample = await openSampleStore()
-  }
-})
-after(async () => {
-  if (sample) {
-    await sample.kai.close()
-    removeFolder(sample.store)
-  }
-})
+const sample = useSampleStore()
 
 const newRecord = {
   id: 'node-test-oak',
@@ -84,7 +66,7 @@ test('searchMaterials by photo with filters', { skip }, async () => {
 test('searchMaterials rejects an empty query', { skip }, async () => {
   await rejectsWithCode(sample.kai.searchMaterials({}), 'KAI_INVALID_INPUT')
   await rejectsWithCode(sample.kai.searchMaterials({ query: 'oak', topK: 0 }), 'KAI_INVALID_INPUT')
-  // A non-object query rejects the Promise; it must not throw before returning one.
+  // A non-object query rejects the Promise, so the call must not throw before returning one.
   for (const query of [null, undefined, 'oak']) {
     let pending
     assert.doesNotThrow(() => {

@@ -1,11 +1,14 @@
 // Shared set-up of the native module's tests: the model folder, a temporary store with the
 // sample catalog imported, and a check of kai error codes.
+import { after, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { homedir, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+
+export { cosine } from './vectors.mjs'
 
 // The tests use a SQLite store in a temporary folder and the default settings, whatever
 // the environment configures. Node changes the process environment itself, so the native
@@ -68,6 +71,27 @@ export async function openSampleStore() {
   return { kai, store, report }
 }
 
+/**
+ * Opens one store with the sample catalog before the file's tests run, and closes and
+ * removes it after them. Returns the object that `openSampleStore` resolves to, filled
+ * in by the `before` hook, and empty when the models are missing.
+ */
+export function useSampleStore() {
+  const sample = {}
+  before(async () => {
+    if (!skip) {
+      Object.assign(sample, await openSampleStore())
+    }
+  })
+  after(async () => {
+    if (sample.kai) {
+      await sample.kai.close()
+      removeFolder(sample.store)
+    }
+  })
+  return sample
+}
+
 /** Asserts that `promise` rejects with an `Error` whose `code` is `code`. */
 export async function rejectsWithCode(promise, code, message) {
   await assert.rejects(promise, (err) => {
@@ -78,19 +102,6 @@ export async function rejectsWithCode(promise, code, message) {
     }
     return true
   })
-}
-
-/** Returns the cosine similarity of two vectors. */
-export function cosine(a, b) {
-  let dot = 0
-  let na = 0
-  let nb = 0
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i]
-    na += a[i] * a[i]
-    nb += b[i] * b[i]
-  }
-  return dot / Math.sqrt(na * nb)
 }
 
 /** Returns the largest absolute difference between two vectors of one length. */

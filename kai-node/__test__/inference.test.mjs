@@ -1,6 +1,6 @@
 // Tests the inference methods of `Kai` (embeddings, ImageNet classes, quality,
 // recognition, texture classes) against the real models and the sample catalog.
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -10,26 +10,14 @@ import {
   cosine,
   maxDifference,
   modelDir,
-  openSampleStore,
   queryPhoto,
   rejectsWithCode,
-  removeFolder,
   repo,
   skip,
+  useSampleStore,
 } from './helpers.mjs'
 
-let sample
-before(async () => {
-  if (!skip) {
-    sample = await openSampleStore()
-  }
-})
-after(async () => {
-  if (sample) {
-    await sample.kai.close()
-    removeFolder(sample.store)
-  }
-})
+const sample = useSampleStore()
 
 /** Asserts that `vector` is a Float32Array of `dimension` values with length 1. */
 function assertUnitVector(vector, dimension) {

@@ -1,6 +1,6 @@
 // Tests opening and closing `Kai`, its health check, its error codes and that its work
 // runs off the event loop, against the real models.
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -9,27 +9,16 @@ import { join } from 'node:path'
 import {
   Kai,
   modelDir,
-  openSampleStore,
   rejectsWithCode,
   removeFolder,
   repo,
   skip,
   tempFolder,
+  useSampleStore,
 } from './helpers.mjs'
 
 // One store with the sample catalog for the tests that only read it.
-let sample
-before(async () => {
-  if (!skip) {
-    sample = await openSampleStore()
-  }
-})
-after(async () => {
-  if (sample) {
-    await sample.kai.close()
-    removeFolder(sample.store)
-  }
-})
+const sample = useSampleStore()
 
 test('open creates an empty store', { skip }, async () => {
   const store = tempFolder('kai-node-empty-')

@@ -1,23 +1,12 @@
 // Tests the parameter registry methods of `Kai` on a temporary store with the sample
 // catalog, whose shipped sets are `standard`, `premium` and `enterprise`.
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 
-import { openSampleStore, rejectsWithCode, removeFolder, sampleCatalog, skip } from './helpers.mjs'
+import { rejectsWithCode, sampleCatalog, skip, useSampleStore } from './helpers.mjs'
 
-let sample
-before(async () => {
-  if (!skip) {
-    sample = await openSampleStore()
-  }
-})
-after(async () => {
-  if (sample) {
-    await sample.kai.close()
-    removeFolder(sample.store)
-  }
-})
+const sample = useSampleStore()
 
 test('listParameterSets lists shipped sets', { skip }, async () => {
   const sets = await sample.kai.listParameterSets()

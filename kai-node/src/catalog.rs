@@ -182,14 +182,14 @@ impl Kai {
         ts_return_type = "Promise<Material | null>"
     )]
     pub fn get_material(&self, id: Unknown<'_>) -> AsyncTask<Job<Json>> {
-        let prepared = (|| Ok((self.services()?, from_js::<String>("id", id)?)))();
+        let prepared = self.services_with::<String>("id", id);
         Job::run(prepared, |(services, id)| {
             Json::of(&services.catalog().get(&id)?)
         })
     }
 
     /// Lists materials in id order, `limit` (1 to 1000, default 100) at a time after
-    /// `offset`; a shorter page is the last.
+    /// `offset`. A shorter page is the last.
     #[napi(
         ts_args_type = "filter?: MaterialFilter",
         ts_return_type = "Promise<Material[]>"
@@ -250,8 +250,8 @@ impl Kai {
     }
 
     /// Replaces a material's fields. `record.images` lists the stored image paths to
-    /// keep and `images` are new photos after them; with neither, the material keeps its
-    /// photos. Rejects with `KAI_CONFLICT` unless the material is at
+    /// keep and `images` are new photos after them. With neither, the material keeps
+    /// its photos. Rejects with `KAI_CONFLICT` unless the material is at
     /// `options.expectVersion`, when given.
     #[napi(
         ts_args_type = "record: MaterialInput, images?: ImageInput[], options?: ReplaceOptions",
@@ -282,11 +282,11 @@ impl Kai {
         })
     }
 
-    /// Deletes a material and its vectors, keeping its history; resolves to whether it
-    /// existed.
+    /// Deletes a material and its vectors, keeping its history, and resolves to whether
+    /// it existed.
     #[napi(ts_args_type = "id: string", ts_return_type = "Promise<boolean>")]
     pub fn delete_material(&self, id: Unknown<'_>) -> AsyncTask<Job<bool>> {
-        let prepared = (|| Ok((self.services()?, from_js::<String>("id", id)?)))();
+        let prepared = self.services_with::<String>("id", id);
         Job::run(prepared, |(services, id)| services.catalog().delete(&id))
     }
 
@@ -297,7 +297,7 @@ impl Kai {
         ts_return_type = "Promise<MaterialVersion[]>"
     )]
     pub fn material_history(&self, id: Unknown<'_>) -> AsyncTask<Job<Json>> {
-        let prepared = (|| Ok((self.services()?, from_js::<String>("id", id)?)))();
+        let prepared = self.services_with::<String>("id", id);
         Job::run(prepared, |(services, id)| {
             Json::of(&services.catalog().history_or_not_found(&id)?)
         })
@@ -310,7 +310,7 @@ impl Kai {
         ts_return_type = "Promise<ImportReport>"
     )]
     pub fn import_catalog(&self, folder: Unknown<'_>) -> AsyncTask<Job<Json>> {
-        let prepared = (|| Ok((self.services()?, from_js::<PathBuf>("folder", folder)?)))();
+        let prepared = self.services_with::<PathBuf>("folder", folder);
         Job::run(prepared, |(services, folder)| {
             Json::of(&services.catalog().import(&folder, &mut |_| {})?)
         })
@@ -371,7 +371,7 @@ impl Kai {
     }
 
     /// Trains a head on the catalog's image embeddings and saves it, replacing one of the
-    /// same domain; `{}` trains the material-type head that recognition uses.
+    /// same domain. `{}` trains the material-type head that recognition uses.
     #[napi(
         ts_args_type = "spec?: TrainHeadSpec",
         ts_return_type = "Promise<HeadManifest>"

@@ -1,5 +1,5 @@
-//! Conversions of JS arguments. Images come from Buffers, Uint8Arrays or path strings;
-//! every other argument goes through its JSON form and serde. A wrong type or an unknown
+//! Conversions of JS arguments. Images come from Buffers, Uint8Arrays or path strings,
+//! and every other argument goes through its JSON form and serde. A wrong type or an unknown
 //! option is then an `InvalidInput` error that names the argument, as in the REST API.
 
 use std::fs::File;
@@ -22,7 +22,7 @@ pub fn from_js<T: DeserializeOwned>(name: &str, value: Unknown<'_>) -> kai_core:
     from_json(name, json)
 }
 
-/// Converts an optional argument `name`; `undefined` or `null` gives the default.
+/// Converts an optional argument `name`, where `undefined` or `null` gives the default.
 pub fn options<T: DeserializeOwned + Default>(
     name: &str,
     value: Option<Unknown<'_>>,
@@ -126,7 +126,7 @@ impl ImageSource {
     }
 }
 
-/// Decodes images in order; an error names the image by its position.
+/// Decodes images in order. An error names the image by its position.
 pub fn load_all(
     sources: Vec<ImageSource>,
     limits: &ImageLimits,

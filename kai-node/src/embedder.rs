@@ -55,7 +55,7 @@ impl TextEmbedder {
         self.inner.dimension() as u32
     }
 
-    /// Embeds texts off the event loop; resolves to one Float32Array per text.
+    /// Embeds texts off the event loop and resolves to one Float32Array per text.
     #[napi(
         ts_args_type = "texts: string[]",
         ts_return_type = "Promise<Float32Array[]>"

@@ -4,8 +4,8 @@
 use napi::bindgen_prelude::{JsObjectValue, Object};
 use napi::{Env, JsValue, Status};
 
-/// Converts a core error for a synchronous throw: napi sets the thrown error's `code` to
-/// the status string, here the kind's code.
+/// Converts a core error for a synchronous throw. napi sets the thrown error's `code` to
+/// the status string, which here is the kind's code.
 pub fn to_js_error(err: &kai_core::Error) -> napi::Error<String> {
     napi::Error::new(err.kind().code().to_owned(), err.to_string())
 }

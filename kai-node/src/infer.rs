@@ -34,7 +34,7 @@ struct ClassifyOptions {
     top_k: Option<usize>,
 }
 
-/// The options of `recognize`; unset fields keep the core's defaults.
+/// The options of `recognize`. Unset fields keep the core's defaults.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RecognizeRequest {
@@ -72,7 +72,7 @@ struct TextureClasses {
 #[napi]
 impl Kai {
     /// Embeds texts with a text model (default `all-minilm-l6-v2`), loading it into the
-    /// model cache when needed; resolves to one unit-length Float32Array per text.
+    /// model cache when needed, and resolves to one unit-length Float32Array per text.
     #[napi(
         ts_args_type = "texts: string[], options?: EmbedOptions",
         ts_return_type = "Promise<Float32Array[]>"
@@ -94,8 +94,8 @@ impl Kai {
         })
     }
 
-    /// Embeds photos with an image model (default `efficientnet-lite0`); resolves to one
-    /// unit-length Float32Array per photo.
+    /// Embeds photos with an image model (default `efficientnet-lite0`) and resolves to
+    /// one unit-length Float32Array per photo.
     #[napi(
         ts_args_type = "images: ImageInput[], options?: EmbedOptions",
         ts_return_type = "Promise<Float32Array[]>"
@@ -144,7 +144,7 @@ impl Kai {
     }
 
     /// Measures a photo's sharpness, exposure, contrast, noise and resolution against
-    /// `thresholds`; fields left out keep their defaults.
+    /// `thresholds`. Fields left out keep their defaults.
     #[napi(
         ts_args_type = "image: ImageInput, thresholds?: Partial<QualityThresholds>",
         ts_return_type = "Promise<QualityReport>"

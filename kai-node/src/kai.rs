@@ -14,9 +14,10 @@ use kai_core::{DeviceRequest, Error, ModelStore};
 use napi::Env;
 use napi::bindgen_prelude::{AsyncTask, Unknown};
 use napi_derive::napi;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::convert::options;
+use crate::convert::{from_js, options};
 use crate::errors::closed;
 use crate::job::{Job, Json, Outcome};
 
@@ -40,7 +41,7 @@ struct OpenOptions {
 pub struct Services {
     // The catalog is `Send` but not `Sync` (its SQLite connection), so calls take turns.
     catalog: Mutex<Catalog>,
-    /// The parameter registry; it is safe to share between threads.
+    /// The parameter registry, safe to share between threads.
     pub registry: Registry,
     /// The loaded models, shared with the catalog.
     pub models: Arc<ModelCache>,
@@ -49,8 +50,8 @@ pub struct Services {
 }
 
 impl Services {
-    /// Locks the catalog. A panic in an earlier call does not leave it unusable: kai-core
-    /// writes are transactional, so the data behind a poisoned lock is consistent.
+    /// Locks the catalog. A panic in an earlier call does not leave it unusable because
+    /// kai-core writes are transactional, so the data behind a poisoned lock is consistent.
     pub fn catalog(&self) -> MutexGuard<'_, Catalog> {
         self.catalog.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -58,7 +59,7 @@ impl Services {
 
 /// A kai store opened in this process: its material catalog, parameter registry and a
 /// cache of loaded models. Every method returns a Promise and runs its work on the
-/// libuv thread pool; errors are `Error`s whose `code` is a kai error code.
+/// libuv thread pool. Errors are `Error`s whose `code` is a kai error code.
 #[napi]
 #[derive(Debug)]
 pub struct Kai {
@@ -73,6 +74,16 @@ impl Kai {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or_else(closed)
+    }
+
+    /// Returns the services with the call's one argument converted to `T`, or the error of
+    /// a closed instance or of the conversion, which names the argument `name`.
+    pub fn services_with<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        value: Unknown<'_>,
+    ) -> kai_core::Result<(Arc<Services>, T)> {
+        Ok((self.services()?, from_js(name, value)?))
     }
 }
 
@@ -90,8 +101,8 @@ impl Kai {
     /// when absent, with its models from `modelDir` (default `MODEL_DIR`) on `device`
     /// (default `KAI_DEVICE`). `databaseUrl` (default `KAI_DATABASE_URL`) moves the
     /// catalog and the registry to PostgreSQL. The cache keeps `modelCacheSize` models
-    /// (default `MODEL_CACHE_SIZE`, else 5; at least 2, the catalog's text and image
-    /// models).
+    /// (default `MODEL_CACHE_SIZE`, else 5). The minimum is 2, for the catalog's text and
+    /// image models.
     #[napi(
         ts_args_type = "options?: KaiOpenOptions",
         ts_return_type = "Promise<Kai>"
@@ -122,7 +133,7 @@ impl Kai {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        // Dropped on the thread pool: closing a store may flush files.
+        // Dropped on the thread pool because closing a store may flush files.
         Job::run(Ok(services), |services| {
             drop(services);
             Ok(())

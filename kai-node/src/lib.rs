@@ -1,6 +1,6 @@
 //! Node.js bindings for kai (N-API). Each export converts JS values, calls kai-core on the
 //! libuv thread pool and rejects with an `Error` whose `code` is the kai error code.
-//! Structured results cross as JS objects in the shapes of kai-server's REST API;
+//! Structured results cross as JS objects in the shapes of kai-server's REST API, and
 //! vectors cross as Float32Arrays.
 
 mod catalog;
@@ -13,7 +13,7 @@ mod kai;
 mod models;
 mod registry;
 
-// candle allocates and frees a large buffer per tensor operation; glibc's malloc hands
+// candle allocates and frees a large buffer per tensor operation. glibc's malloc hands
 // such buffers back to the kernel each time, so every operation page-faults. mimalloc
 // keeps them, which made text embedding about 40% faster in benches/text_embed.py.
 #[global_allocator]

@@ -8,7 +8,6 @@ use napi::bindgen_prelude::{AsyncTask, Unknown};
 use napi_derive::napi;
 use serde::Serialize;
 
-use crate::convert::from_js;
 use crate::job::{Job, Json};
 use crate::kai::Kai;
 
@@ -82,7 +81,7 @@ impl Kai {
     /// cache is full.
     #[napi(ts_args_type = "name: string", ts_return_type = "Promise<LoadOutcome>")]
     pub fn load_model(&self, name: Unknown<'_>) -> AsyncTask<Job<Json>> {
-        let prepared = (|| Ok((self.services()?, from_js::<String>("name", name)?)))();
+        let prepared = self.services_with::<String>("name", name);
         Job::run(prepared, |(services, name)| {
             let models = &services.models;
             let (model, already_loaded) = match models.get(&name)? {
@@ -110,14 +109,15 @@ impl Kai {
         })
     }
 
-    /// Removes a model from the cache; calls that use it finish first. Rejects with
-    /// `KAI_NOT_FOUND` for a name that is neither a built-in model nor a model folder.
+    /// Removes a model from the cache at once, but calls that already use it finish with
+    /// it. Rejects with `KAI_NOT_FOUND` for a name that is neither a built-in model nor a
+    /// model folder.
     #[napi(
         ts_args_type = "name: string",
         ts_return_type = "Promise<UnloadOutcome>"
     )]
     pub fn unload_model(&self, name: Unknown<'_>) -> AsyncTask<Job<Json>> {
-        let prepared = (|| Ok((self.services()?, from_js::<String>("name", name)?)))();
+        let prepared = self.services_with::<String>("name", name);
         Job::run(prepared, |(services, name)| {
             let models = &services.models;
             let unloaded = models.unload(&name)?;
@@ -143,7 +143,7 @@ impl Kai {
     /// `python3`) unless its files are already present and verified.
     #[napi(ts_args_type = "name: string", ts_return_type = "Promise<FetchReport>")]
     pub fn fetch_model(&self, name: Unknown<'_>) -> AsyncTask<Job<Json>> {
-        let prepared = (|| Ok((self.services()?, from_js::<String>("name", name)?)))();
+        let prepared = self.services_with::<String>("name", name);
         Job::run(prepared, |(services, name)| {
             let report = fetch(services.models.store(), &name, &FetchOptions::default())?;
             Json::of(&report)

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 
 use kai_core::Error;
 use kai_core::registry::{
-    ResultInput, Schema, SuggestOptions, SuggestTarget, Values, WriteOptions,
+    ParameterSet, Registry, ResultInput, Schema, SuggestOptions, SuggestTarget, Values,
+    WriteOptions,
 };
 use napi::bindgen_prelude::{AsyncTask, Float32Array, FromNapiValue, Unknown};
 use napi_derive::napi;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::convert::{from_js, from_json, options, split_field};
@@ -43,7 +45,7 @@ struct WriteRequest {
 }
 
 impl WriteRequest {
-    /// Splits off the scope and builds the write options; a missing or blank author is
+    /// Splits off the scope and builds the write options. A missing or blank author is
     /// `unknown`, as in kai-server.
     fn into_parts(self) -> (Option<String>, WriteOptions) {
         let mut options = WriteOptions::default();
@@ -139,8 +141,8 @@ impl Kai {
 
     /// Writes a new version of a set with `values` changed. A new set starts from the
     /// unscoped set of its name, or from the schema's defaults. Rejects with
-    /// `KAI_CONFLICT` unless the set is at `options.expectVersion`, when given; 0 means the
-    /// set must not exist yet.
+    /// `KAI_CONFLICT` unless the set is at `options.expectVersion`, when given, where 0
+    /// means the set must not exist yet.
     #[napi(
         ts_args_type = "name: string, values: Record<string, ParamValue>, options?: WriteParametersOptions",
         ts_return_type = "Promise<ParameterSet>"
@@ -151,19 +153,14 @@ impl Kai {
         values: Unknown<'_>,
         options_arg: Option<Unknown<'_>>,
     ) -> AsyncTask<Job<Json>> {
-        let prepared = (|| {
-            let name: String = from_js("name", name)?;
-            let values: Values = from_js("values", values)?;
-            let request: WriteRequest = options("options", options_arg)?;
-            Ok((self.services()?, name, values, request))
-        })();
-        Job::run(prepared, |(services, name, values, request)| {
-            let (scope, options) = request.into_parts();
-            let set = services
-                .registry
-                .set(&name, scope.as_deref(), &values, &options)?;
-            Json::of(&set)
-        })
+        self.write_set(
+            name,
+            ("values", values),
+            options_arg,
+            |registry, name, scope, values: Values, options| {
+                registry.set(name, scope, &values, options)
+            },
+        )
     }
 
     /// Lists every kept version of a set, oldest first.
@@ -224,19 +221,12 @@ impl Kai {
         to: Unknown<'_>,
         options_arg: Option<Unknown<'_>>,
     ) -> AsyncTask<Job<Json>> {
-        let prepared = (|| {
-            let name: String = from_js("name", name)?;
-            let to: u32 = from_js("to", to)?;
-            let request: WriteRequest = options("options", options_arg)?;
-            Ok((self.services()?, name, to, request))
-        })();
-        Job::run(prepared, |(services, name, to, request)| {
-            let (scope, options) = request.into_parts();
-            let set = services
-                .registry
-                .rollback(&name, scope.as_deref(), to, &options)?;
-            Json::of(&set)
-        })
+        self.write_set(
+            name,
+            ("to", to),
+            options_arg,
+            |registry, name, scope, to: u32, options| registry.rollback(name, scope, to, options),
+        )
     }
 
     /// Records how a set version (default: the current one) performed on a catalog
@@ -314,7 +304,7 @@ impl Kai {
     }
 
     /// Suggests the set version that performed best on catalog materials similar to
-    /// `target.materialId` or `target.embedding`; without such results, the default set.
+    /// `target.materialId` or `target.embedding`, or the default set without such results.
     #[napi(
         ts_args_type = "target: SuggestTarget",
         ts_return_type = "Promise<Suggestion>"
@@ -368,7 +358,7 @@ impl Kai {
         })
     }
 
-    /// Adds or replaces the definitions `schema` gives; parameters it does not mention
+    /// Adds or replaces the definitions `schema` gives. Parameters it does not mention
     /// keep theirs. Nothing changes when a definition is inconsistent or rejects a
     /// current value.
     #[napi(
@@ -382,6 +372,44 @@ impl Kai {
         })();
         Job::run(prepared, |(services, schema)| {
             Json::of(&services.registry.apply_schema(&schema)?)
+        })
+    }
+}
+
+impl Kai {
+    /// Converts the arguments of a set write (the set name, `argument` and the write
+    /// options) and runs `write` with them on the thread pool.
+    fn write_set<T: DeserializeOwned + Send + 'static>(
+        &self,
+        name: Unknown<'_>,
+        (argument_name, argument): (&str, Unknown<'_>),
+        options_arg: Option<Unknown<'_>>,
+        write: impl FnOnce(
+            &Registry,
+            &str,
+            Option<&str>,
+            T,
+            &WriteOptions,
+        ) -> kai_core::Result<ParameterSet>
+        + Send
+        + 'static,
+    ) -> AsyncTask<Job<Json>> {
+        let prepared = (|| {
+            let name: String = from_js("name", name)?;
+            let argument: T = from_js(argument_name, argument)?;
+            let request: WriteRequest = options("options", options_arg)?;
+            Ok((self.services()?, name, argument, request))
+        })();
+        Job::run(prepared, |(services, name, argument, request)| {
+            let (scope, options) = request.into_parts();
+            let set = write(
+                &services.registry,
+                &name,
+                scope.as_deref(),
+                argument,
+                &options,
+            )?;
+            Json::of(&set)
         })
     }
 }

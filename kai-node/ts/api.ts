@@ -16,7 +16,7 @@ export type KaiErrorCode =
   | 'KAI_INTERNAL'
   /** A method that kai-server has no route for, called on `RemoteKai`. */
   | 'KAI_NOT_REMOTE'
-  /** HTTP 429 from kai-server; `retryAfterSeconds` is the wait before a retry. */
+  /** HTTP 429 from kai-server. `retryAfterSeconds` is the wait before a retry. */
   | 'KAI_RATE_LIMITED'
   /** HTTP 401: a missing or invalid bearer token. */
   | 'KAI_UNAUTHORIZED'
@@ -74,7 +74,7 @@ export type QualityIssue =
   | 'low_contrast'
   | 'noisy'
 
-/** The limits a photo must meet; a field left out keeps its default. */
+/** The limits a photo must meet. A field left out keeps its default. */
 export interface QualityThresholds {
   /** Minimum variance of the Laplacian of luma (default 50). */
   minSharpness: number
@@ -96,7 +96,7 @@ export interface QualityThresholds {
   maxNoise: number
   /** Minimum length of the shorter side in pixels (default 224). */
   minShortSide: number
-  /** Minimum size in megapixels; 0 turns the rule off (the default). */
+  /** Minimum size in megapixels, where 0 (the default) turns the rule off. */
   minMegapixels: number
 }
 
@@ -110,7 +110,7 @@ export interface QualityReport {
   meanBrightness: number
   contrast: number
   noise: number
-  /** Overall quality from 0 to 1; below 0.5 exactly when `passed` is false. */
+  /** Overall quality from 0 to 1, below 0.5 exactly when `passed` is false. */
   score: number
   reasons: QualityIssue[]
   passed: boolean
@@ -194,7 +194,7 @@ export interface MaterialInput {
   tags?: string[]
   description?: string
   properties?: Record<string, unknown>
-  /** Stored image paths to keep on a replace; empty on a create. */
+  /** Stored image paths to keep on a replace, empty on a create. */
   images?: string[]
 }
 
@@ -241,7 +241,7 @@ export interface MaterialFilter {
 
 /** A catalog search by text, by photo, or both. */
 export interface SearchQuery {
-  /** Words and meaning to look for; optional when `image` is given. */
+  /** Words and meaning to look for, optional when `image` is given. */
   query?: string
   image?: ImageInput
   materialType?: string
@@ -254,7 +254,7 @@ export interface SearchQuery {
   offset?: number
 }
 
-/** One search result; only the order of the scores is meaningful. */
+/** One search result. Only the order of the scores is meaningful. */
 export interface SearchHit {
   id: string
   name: string
@@ -324,7 +324,7 @@ export interface HeadSpec {
   materialType?: string | null
 }
 
-/** A head to train; `{}` trains the material-type head. */
+/** A head to train. `{}` trains the material-type head. */
 export interface TrainHeadSpec {
   /** The head's name (default `material-type`). */
   domain?: string
@@ -372,7 +372,7 @@ export interface ParameterSet {
   createdAt: string
 }
 
-/** A parameter whose value differs between two versions; absent values are null. */
+/** A parameter whose value differs between two versions, with null for an absent value. */
 export interface ValueChange {
   parameter: string
   from?: ParamValue | null
@@ -388,7 +388,7 @@ export interface VersionRef {
 
 /** The scope of a set. */
 export interface ScopeOptions {
-  /** A material type or collection; unset for the unscoped set. */
+  /** A material type or collection, unset for the unscoped set. */
   scope?: string
 }
 
@@ -437,7 +437,7 @@ export interface RecordedBatch {
 export interface ResolveOptions {
   /** The set name (default `DEFAULT_PARAMETER_SET`). */
   set?: string
-  /** Scopes to try in order; not with `materialId`. */
+  /** Scopes to try in order, not allowed with `materialId`. */
   scopes?: string[]
   /** A catalog material, whose type and collection are the scopes. */
   materialId?: string
@@ -563,7 +563,7 @@ export interface FetchReport {
   name: string
   /** The model folder. */
   path: string
-  /** Whether a download happened; false when every file was already verified. */
+  /** Whether a download happened, false when every file was already verified. */
   downloaded: boolean
   /** The files written, relative to the folder. */
   written: string[]
@@ -601,9 +601,9 @@ export interface HealthReport {
  * `RemoteKai`, and both reject with `KaiError`s.
  */
 export interface KaiApi {
-  /** Embeds texts; one unit-length vector per text. */
+  /** Embeds texts into one unit-length vector per text. */
   embedText(texts: string[], options?: EmbedOptions): Promise<Float32Array[]>
-  /** Embeds photos with an image model; one unit-length vector per photo. */
+  /** Embeds photos with an image model into one unit-length vector per photo. */
   embedImages(images: ImageInput[], options?: EmbedOptions): Promise<Float32Array[]>
   /** Lists each photo's most probable ImageNet classes. */
   classifyImages(images: ImageInput[], options?: ClassifyOptions): Promise<Prediction[][]>
@@ -628,7 +628,7 @@ export interface KaiApi {
     images?: ImageInput[],
     options?: ReplaceOptions,
   ): Promise<Material>
-  /** Deletes a material; resolves to false when no material has the id. */
+  /** Deletes a material and resolves to false when no material has the id. */
   deleteMaterial(id: string): Promise<boolean>
   /** Returns every version of a material, oldest first. */
   materialHistory(id: string): Promise<MaterialVersion[]>
@@ -699,6 +699,6 @@ export interface KaiApi {
 
   /** Checks that the models load and the storage responds. */
   health(): Promise<HealthReport>
-  /** Releases the models and storage of the native module; `RemoteKai` holds none. */
+  /** Releases the models and storage of the native module. `RemoteKai` holds none. */
   close(): Promise<void>
 }

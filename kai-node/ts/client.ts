@@ -102,7 +102,7 @@ export class RemoteKai implements KaiApi {
 
   /**
    * Sends `GET /ready` with `timeoutMs` to respond. Resolves to null when it returns 200,
-   * else to the reason the server is not usable; never rejects.
+   * else to the reason the server is not usable. It never rejects.
    */
   async checkReady(timeoutMs: number): Promise<string | null> {
     try {
@@ -117,7 +117,7 @@ export class RemoteKai implements KaiApi {
         return `GET ${this.url}/ready returned HTTP ${err.status}: ${err.message}`
       }
       if (isKaiError(err) && err.code === 'KAI_TIMEOUT') {
-        // The request's own message names the request timeout; the limit here is another.
+        // The request's own message names the request timeout, but this check has its own limit.
         return (
           `GET ${this.url}/ready did not answer within ${timeoutMs} ms ` +
           '(healthCheckTimeoutMs, MCP_HEALTH_CHECK_TIMEOUT)'
@@ -467,7 +467,7 @@ export class RemoteKai implements KaiApi {
   }
 }
 
-/** Splits `items` into runs of at most `size`; an empty list is one empty run. */
+/** Splits `items` into runs of at most `size`. An empty list is one empty run. */
 function chunks<T>(items: readonly T[], size: number): T[][] {
   if (items.length === 0) {
     return [[]]

@@ -11,16 +11,16 @@ export const DEFAULT_SERVER_URL = 'http://localhost:8000'
 export const DEFAULT_HEALTH_CHECK_TIMEOUT_MS = 5_000
 /**
  * Milliseconds one REST request may take by default. Reindexing or training a head on a
- * large catalog takes longer; raise the timeout for those.
+ * large catalog takes longer, so raise the timeout for those.
  */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000
-/** The largest timer delay Node supports; longer delays fire at once. */
+/** The maximum timer delay Node supports. Longer delays fire at once. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1
 
 /** Receives the messages that `createKai` logs, such as the fallback warning. */
 export type Logger = (message: string) => void
 
-/** The settings of `createKai`; each field overrides its environment variable. */
+/** The settings of `createKai`. Each field overrides its environment variable. */
 export interface KaiConfig {
   /** Use kai-server's REST API instead of the native module (`USE_MCP_SERVER`, default false). */
   useServer?: boolean
@@ -144,7 +144,7 @@ export function parseBoolean(name: string, value: unknown): boolean {
   throw invalid(name, `must be true or false, got ${show(value)}`)
 }
 
-/** Parses an http or https URL; a path below the host, as behind a proxy, is kept. */
+/** Parses an http or https URL, keeping a path below the host (as behind a proxy). */
 export function parseServerUrl(name: string, value: unknown): URL {
   if (typeof value !== 'string' && !(value instanceof URL)) {
     throw invalid(name, `must be a URL string, got ${show(value)}`)

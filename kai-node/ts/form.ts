@@ -13,7 +13,7 @@ export interface Photo {
   name: string
 }
 
-/** A text field value; arrays repeat the field and undefined leaves it out. */
+/** A text field value. An array repeats the field and undefined leaves it out. */
 export type FieldValue = string | number | boolean | undefined | readonly string[]
 
 /**
@@ -40,7 +40,7 @@ export async function readPhoto(input: ImageInput, position = 1): Promise<Photo>
   )
 }
 
-/** Reads several photos in order; see `readPhoto`. */
+/** Reads several photos in order, each as `readPhoto` does. */
 export async function readPhotos(inputs: readonly ImageInput[]): Promise<Photo[]> {
   if (!Array.isArray(inputs)) {
     throw kaiError('KAI_INVALID_INPUT', `invalid images: expected an array, got ${describe(inputs)}`)
@@ -49,9 +49,10 @@ export async function readPhotos(inputs: readonly ImageInput[]): Promise<Photo[]
 }
 
 /**
- * Builds a form of `image` file parts and text fields. The photos go first: kai-server
- * rejects an invalid field as soon as it reads it and closes the connection, and a client
- * that is still sending a photo then gets a connection reset instead of the response.
+ * Builds a form of `image` file parts and text fields. The photos go first because
+ * kai-server rejects an invalid field as soon as it reads it and closes the connection.
+ * A client that is still sending a photo then gets a connection reset instead of the
+ * response.
  */
 export function photoForm(fields: Record<string, FieldValue>, photos: readonly Photo[]): FormData {
   const form = new FormData()

@@ -4,7 +4,7 @@
 import type { KaiErrorCode } from './api.js'
 import { isKaiErrorCode, kaiError } from './errors.js'
 
-/** A query parameter value; arrays repeat the parameter and undefined leaves it out. */
+/** A query parameter value. An array repeats the parameter and undefined leaves it out. */
 export type QueryValue = string | number | boolean | undefined | readonly string[]
 
 /** One request to kai-server. */
@@ -29,7 +29,7 @@ export interface ApiResponse {
 
 /** The connection settings of a transport. */
 export interface TransportOptions {
-  /** The server's base URL; routes are resolved below its path. */
+  /** The server's base URL. Routes are resolved below its path. */
   url: URL
   /** A bearer token for servers that set `JWT_SECRET`. */
   token?: string
@@ -57,7 +57,7 @@ export class Transport {
   readonly #timeoutMs: number
 
   constructor(options: TransportOptions) {
-    // A base path such as `/kai` behind a proxy is kept; routes are appended to it.
+    // A base path such as `/kai` behind a proxy is kept, and routes are appended to it.
     this.#base = options.url.href.replace(/\/+$/, '')
     this.#token = options.token
     this.#timeoutMs = options.timeoutMs
@@ -102,7 +102,7 @@ export class Transport {
     }
   }
 
-  /** Sends a request and resolves to its JSON body; rejects on an error status. */
+  /** Sends a request and resolves to its JSON body, or rejects on an error status. */
   async json<T>(spec: RequestSpec): Promise<T> {
     const response = await this.send(spec)
     return response.body as T
@@ -131,7 +131,7 @@ function queryString(query: Record<string, QueryValue> | undefined): string {
   return text === '' ? '' : `?${text}`
 }
 
-/** Parses a JSON body; other bodies (a proxy's HTML page) are returned as text. */
+/** Parses a JSON body. Other bodies, such as a proxy's HTML page, are returned as text. */
 function parseBody(text: string, contentType: string | null): unknown {
   if (text === '') {
     return undefined
@@ -181,29 +181,30 @@ function errorDetail(body: unknown): { code: KaiErrorCode; message: string } | u
   return { code, message }
 }
 
-/** Converts a failure of fetch itself; errors built by `responseError` pass unchanged. */
+/** Converts a failure of fetch itself. Errors built by `responseError` pass unchanged. */
 function networkError(err: unknown, spec: RequestSpec, url: string, timeoutMs: number): unknown {
   if (err instanceof Error && 'code' in err && isKaiErrorCode(err.code)) {
     return err
   }
-  const what = `${spec.method} ${url}`
+  const request = `${spec.method} ${url}`
   if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
     return kaiError(
       'KAI_TIMEOUT',
-      `${what} timed out after ${timeoutMs} ms; raise the request timeout ` +
+      `${request} timed out after ${timeoutMs} ms; raise the request timeout ` +
         '(requestTimeoutMs, KAI_REQUEST_TIMEOUT_MS) or check the server',
       { cause: err },
     )
   }
-  // kai-server reads the rest of a rejected upload before answering, except a body whose
-  // declared length is over its body limit: then it answers 413 and closes at once, and
+  // kai-server reads the rest of a rejected upload before answering, unless the body's
+  // declared length is over its body limit. Then it answers 413 and closes at once, so
   // the rest of the upload fails.
   const hint =
     spec.form !== undefined && ['EPIPE', 'ECONNRESET'].includes(causeCode(err) ?? '')
       ? '; the server closed the connection during the upload, which it does for a body ' +
         'over its limit (KAI_MAX_BODY_BYTES)'
       : '; check that kai-server runs at that address'
-  return kaiError('KAI_UNAVAILABLE', `${what} failed: ${describeCause(err)}${hint}`, { cause: err })
+  const message = `${request} failed: ${describeCause(err)}${hint}`
+  return kaiError('KAI_UNAVAILABLE', message, { cause: err })
 }
 
 /** Returns the `code` of the innermost cause of a fetch failure, such as `ECONNREFUSED`. */

@@ -54,7 +54,7 @@ impl Catalog {
     /// Replaces the fields of a stored material and, optionally, its images.
     ///
     /// `record.images` lists the stored images to keep, by the paths the material's
-    /// [`super::ImageRef::path`] gives, in the order wanted; `uploads` follow them. When
+    /// [`super::ImageRef::path`] gives, in the requested order, and `uploads` follow them. When
     /// both are empty, the material keeps all its images. When only `uploads` are given,
     /// they replace the stored images.
     ///

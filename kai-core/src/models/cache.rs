@@ -4,7 +4,7 @@
 //! The cache loads models by name from its [`ModelStore`]: a built-in model loads as a text
 //! or image embedder by its manifest's task, and any other Hugging Face-style folder in the
 //! model directory loads as a text embedder. A lookup that finds a model moves it to the
-//! front; a load beyond the capacity evicts the least recently used model. Callers get
+//! front, and a load beyond the capacity evicts the least recently used model. Callers get
 //! `Arc`s, so a model evicted while a call still uses it is freed when that call ends.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -333,7 +333,7 @@ impl ModelCache {
             .loading
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Another caller may have loaded the model while this one waited for its turn; that
+        // Another caller may have loaded the model while this one waited for its turn. That
         // counts as a hit, so misses match the loads they start.
         if let Some(found) = self.lookup(&key) {
             self.emit(&CacheEvent::Hit { name: &key });

@@ -13,7 +13,7 @@ pub struct ResultInput {
     pub set: String,
     /// The set's scope.
     pub scope: Option<String>,
-    /// The set version used; `None` takes the set's current version.
+    /// The set version used, or `None` for the set's current version.
     pub version: Option<u32>,
     /// The catalog material the set was used on.
     pub material_id: String,
@@ -54,7 +54,7 @@ impl Registry {
     ///
     /// Returns [`Error::InvalidInput`] for more than [`MAX_BATCH_RESULTS`] results,
     /// [`Error::NotFound`] for the first unknown material or set version, and otherwise
-    /// the errors of [`Registry::record_batch`]; nothing is recorded then.
+    /// the errors of [`Registry::record_batch`]. Nothing is recorded on any error.
     pub fn record_results(
         &self,
         inputs: Vec<ResultInput>,
@@ -65,7 +65,8 @@ impl Registry {
             return Err(Error::invalid(
                 "results",
                 format!(
-                    "a batch of {} results is more than {MAX_BATCH_RESULTS}",
+                    "a batch of {} results is over the maximum of {MAX_BATCH_RESULTS}; \
+                     split it into smaller batches",
                     inputs.len()
                 ),
             ));

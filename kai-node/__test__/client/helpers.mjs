@@ -8,11 +8,13 @@ import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+export { cosine } from '../vectors.mjs'
+
 const require = createRequire(import.meta.url)
-const here = dirname(fileURLToPath(import.meta.url))
+const testFolder = dirname(fileURLToPath(import.meta.url))
 
 /** The kai-node folder. */
-export const packageRoot = join(here, '..', '..')
+export const packageRoot = join(testFolder, '..', '..')
 /** The repository root. */
 export const repoRoot = join(packageRoot, '..')
 
@@ -108,17 +110,4 @@ export async function rejectsWith(promise, code, status) {
     }
     return true
   })
-}
-
-/** Returns the cosine similarity of two vectors. */
-export function cosine(a, b) {
-  let dot = 0
-  let na = 0
-  let nb = 0
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i]
-    na += a[i] * a[i]
-    nb += b[i] * b[i]
-  }
-  return dot / Math.sqrt(na * nb)
 }

@@ -1,5 +1,5 @@
 // Tests that RemoteKai and the native module return the same shapes and values for the
-// same store: the native module opens the store that kai-server serves.
+// same store, which the native module opens while kai-server serves it.
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'

@@ -30,7 +30,7 @@ const QUEUE_CAPACITY: usize = 1024;
 /// The grouping settings of a batcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchSettings {
-    /// Requests per batch at most. 1 turns batching off.
+    /// Maximum requests per batch. 1 turns batching off.
     pub max_size: usize,
     /// How long the first request of a batch waits for others.
     pub window: Duration,
@@ -210,7 +210,7 @@ async fn work<I: Send + 'static, O: Send + 'static>(
             jobs.into_iter().map(|job| (job.input, job.reply)).unzip();
         let outputs = run_batch(kind, &counters, &run, inputs).await;
         for (reply, output) in replies.into_iter().zip(outputs) {
-            // The client may have gone away meanwhile; its result is dropped.
+            // The client may have gone away meanwhile, so its result is dropped.
             let _ = reply.send(output);
         }
     }

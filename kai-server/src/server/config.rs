@@ -13,7 +13,7 @@ use kai_core::image::ImageLimits;
 use kai_core::registry::RegistrySettings;
 use kai_core::{DeviceRequest, Error, ModelStore, Result};
 
-/// How log lines are written.
+/// Format of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// One JSON object per line, for log collectors.
@@ -60,7 +60,7 @@ pub struct ServerConfig {
     pub device: DeviceRequest,
     /// Store folder (`KAI_DATA_DIR`, else `./kai-data`).
     pub store: PathBuf,
-    /// Where the catalog and the registry keep their records.
+    /// Storage backend of the catalog and registry records.
     pub storage: StorageConfig,
     /// Registry settings (`DEFAULT_PARAMETER_SET`, `SIMILARITY_THRESHOLD`,
     /// `PARAM_HISTORY_RETENTION_DAYS`).
@@ -73,14 +73,14 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Whether `/mcp` is served (`ENABLE_AGENT_API`).
     pub enable_agent_api: bool,
-    /// Loaded models kept at most (`MODEL_CACHE_SIZE`).
+    /// Maximum number of loaded models (`MODEL_CACHE_SIZE`).
     pub model_cache_size: usize,
-    /// Requests grouped into one model call at most (`MAX_BATCH_SIZE`); 1 turns batching
+    /// Maximum requests grouped into one model call (`MAX_BATCH_SIZE`). 1 turns batching
     /// off.
     pub max_batch_size: usize,
     /// How long the first request of a batch waits for others (`KAI_BATCH_WINDOW_MS`).
     pub batch_window: Duration,
-    /// Bearer-token secret (`JWT_SECRET`); `None` serves without authentication.
+    /// Bearer-token secret (`JWT_SECRET`). `None` serves without authentication.
     pub jwt_secret: Option<JwtSecret>,
     /// Budget of all other `/api` routes (`DEFAULT_RATE_LIMIT`, `DEFAULT_RATE_WINDOW_MS`).
     pub default_rate: RateLimit,
@@ -88,9 +88,9 @@ pub struct ServerConfig {
     pub ml_rate: RateLimit,
     /// Budget of `/mcp` (`AGENT_RATE_LIMIT`, `AGENT_RATE_WINDOW_MS`).
     pub agent_rate: RateLimit,
-    /// `Host` names `/mcp` accepts (`KAI_ALLOWED_HOSTS`); `*` accepts any.
+    /// `Host` names `/mcp` accepts (`KAI_ALLOWED_HOSTS`). `*` accepts any.
     pub allowed_hosts: Vec<String>,
-    /// Browser origins allowed by CORS and `/mcp` (`KAI_ALLOWED_ORIGINS`); `*` allows
+    /// Browser origins allowed by CORS and `/mcp` (`KAI_ALLOWED_ORIGINS`). `*` allows
     /// any. Requests without an `Origin` header are not browser requests and pass.
     pub allowed_origins: Vec<String>,
     /// Request images decoded at once (`KAI_MAX_CONCURRENT_DECODES`, default the number
@@ -117,7 +117,7 @@ impl ServerConfig {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
-    /// Reads the configuration through `var`, which returns a variable's value; empty
+    /// Reads the configuration through `var`, which returns a variable's value. Empty
     /// values count as unset.
     ///
     /// # Errors
@@ -270,7 +270,7 @@ fn positive(get: &impl Fn(&str) -> Option<String>, name: &str, default: usize) -
     Ok(value)
 }
 
-/// Parses a duration in milliseconds; `zero_ok` allows 0.
+/// Parses a duration in milliseconds. `zero_ok` allows 0.
 fn millis(
     get: &impl Fn(&str) -> Option<String>,
     name: &str,

@@ -21,7 +21,7 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The stable code, such as `KAI_INVALID_INPUT`.
     pub code: &'static str,
-    /// What failed, on which value, and what to do.
+    /// The message: what failed, on which value, and what to do next.
     pub message: String,
     /// Seconds after which a rate-limited client may retry.
     pub retry_after: Option<u64>,
@@ -65,12 +65,13 @@ impl ApiError {
         }
     }
 
-    /// A 400 for a request that is malformed before it reaches kai-core.
+    /// Creates a 400 for a request that is malformed before it reaches kai-core.
     pub fn invalid(name: &str, reason: impl std::fmt::Display) -> Self {
         Error::invalid(name, reason.to_string()).into()
     }
 
-    /// A 422 for a body that is well-formed JSON or multipart but has the wrong shape.
+    /// Creates a 422 for a body that is well-formed JSON or multipart but has the wrong
+    /// shape.
     pub fn unprocessable(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -79,7 +80,7 @@ impl ApiError {
         )
     }
 
-    /// A 413 for a body or image above its limit.
+    /// Creates a 413 for a body or image above its limit.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -88,7 +89,8 @@ impl ApiError {
         )
     }
 
-    /// A 429 that tells the client when to retry.
+    /// Creates a 429 whose `Retry-After` header gives the seconds (at least 1) until the
+    /// client may retry.
     pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
         Self {
             retry_after: Some(retry_after_secs.max(1)),

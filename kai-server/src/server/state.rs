@@ -34,7 +34,7 @@ use super::ops::metrics::{
     MODEL_CACHE_HITS, MODEL_CACHE_MISSES, MODEL_LOAD_SECONDS, MODELS_LOADED,
 };
 
-/// Shared server state; cloning is cheap.
+/// Shared server state, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -130,7 +130,7 @@ impl AppState {
         self.inner.started
     }
 
-    /// Returns the registry; it is safe to share between threads.
+    /// Returns the registry, which is safe to share between threads.
     pub fn registry(&self) -> Arc<Registry> {
         Arc::clone(&self.inner.registry)
     }
@@ -392,7 +392,7 @@ fn record_cache_event(event: &CacheEvent<'_>) {
     }
 }
 
-/// Runs `f` on the blocking thread pool; a panic in `f` becomes an internal error.
+/// Runs `f` on the blocking thread pool. A panic in `f` becomes an internal error.
 ///
 /// # Errors
 ///

@@ -43,7 +43,7 @@ pub fn parse<T: DeserializeOwned + JsonSchema + 'static>(
 }
 
 /// Checks each top-level argument against the JSON type, minimum and maximum of its
-/// property in `schema`; nested values are left to serde.
+/// property in `schema`. Nested values are left to serde.
 fn check_against_schema(schema: &JsonObject, arguments: &JsonObject) -> Option<Error> {
     let properties = schema.get("properties")?.as_object()?;
     for (name, value) in arguments {

@@ -6,7 +6,7 @@ use kai_core::image::QualityThresholds;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-/// Texts one `embed_text` call embeds at most, which bounds the size of its output. By
+/// Maximum texts one `embed_text` call embeds, which bounds the size of its output. By
 /// estimate, a 384-dimensional vector takes 8 KB of JSON, and the result carries it twice.
 pub const MAX_TEXTS: usize = 256;
 
@@ -60,8 +60,8 @@ pub struct EmbedTextArgs {
 pub struct QualityArgs {
     /// The photo as base64.
     pub image_base64: String,
-    /// Limits that replace the defaults of the quality rules; unnamed ones keep their
-    /// default.
+    /// Limits that replace the defaults of the quality rules. Rules not named keep
+    /// their default.
     #[schemars(schema_with = "thresholds_schema")]
     #[serde(default)]
     pub thresholds: Option<QualityThresholds>,
@@ -90,8 +90,8 @@ pub struct SuggestArgs {
     pub embedding: Option<Vec<f32>>,
     /// The recorded metric that ranks set versions (default `score`).
     pub metric: Option<String>,
-    /// Whether a higher metric is better, as for accuracy (default true); false for
-    /// errors and durations.
+    /// Whether a higher metric is better, as for accuracy (default true). Use false
+    /// for errors and durations.
     pub higher_is_better: Option<bool>,
 }
 

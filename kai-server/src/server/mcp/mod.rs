@@ -72,7 +72,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         transport,
     );
     // NOTE: sessions live in this process's memory, so with several replicas a client of
-    // the earlier revisions needs session affinity to reach the replica that holds its own.
+    // the earlier revisions needs session affinity to reach the replica that stores its session.
     Router::new()
         .route(
             PATH,
@@ -239,7 +239,7 @@ mod tests {
             assert_eq!(output["type"], "object", "{}", tool.name);
             assert!(tool.description.is_some(), "{}", tool.name);
         }
-        // Only what a call cannot do without is required; optional arguments must not
+        // Only what a call cannot do without is required, so optional arguments must not
         // become required through a custom schema.
         let required = |name: &str| -> Vec<String> {
             let tool = tools.iter().find(|tool| tool.name == name).expect("tool");

@@ -1,7 +1,7 @@
 //! Bearer-token authentication with HS256 JSON Web Tokens, on when `JWT_SECRET` is set.
 //!
 //! Every `/api` route and `/mcp` needs `Authorization: Bearer <token>` signed with the
-//! secret; probes, `/metrics` and `/openapi.json` stay open. Neither the token nor the
+//! secret. Probes, `/metrics` and `/openapi.json` stay open. Neither the token nor the
 //! secret ever reaches a log line or an error message.
 
 use std::sync::Arc;
@@ -44,7 +44,7 @@ impl std::fmt::Debug for BearerAuth {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject(pub Option<String>);
 
-/// The claims kai reads; `exp` and `nbf` are checked by `jsonwebtoken` itself.
+/// The claims kai reads. `jsonwebtoken` itself checks `exp` and `nbf`.
 #[derive(Debug, Deserialize)]
 struct Claims {
     #[serde(default)]
@@ -65,7 +65,7 @@ pub enum Rejection {
 impl BearerAuth {
     /// Creates a verifier of HS256 tokens signed with `secret`.
     ///
-    /// Tokens must carry `exp` and be unexpired; `nbf` is checked when present. Both
+    /// Tokens must carry `exp` and be unexpired, and `nbf` is checked when present. Both
     /// allow 60 s of clock skew (the `jsonwebtoken` default). No audience is configured,
     /// so an `aud` claim is not checked.
     ///

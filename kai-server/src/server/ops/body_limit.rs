@@ -24,7 +24,7 @@ pub async fn discard(request: Request, limit: usize) {
     if declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX)) {
         return;
     }
-    // An error here means the client stopped sending or went over the limit; either way
+    // An error here means the client stopped sending or went over the limit. Either way
     // there is nothing left to wait for.
     let _ = axum::body::to_bytes(request.into_body(), limit).await;
 }

@@ -2,9 +2,9 @@
 //! [`ApiError`]: the router's 404 and 405, axum's extractor rejections and the body
 //! limit's 413, which are plain text or empty otherwise.
 //!
-//! NOTE: hyper rejects a request line longer than 65,534 bytes with an empty 414 (and
-//! a header section over its limit with 431) before any service runs, so no layer here
-//! can give those a JSON body, log them or count them in `/metrics`.
+//! NOTE: hyper rejects a request line longer than 65,534 bytes with an empty 414, and a
+//! header section over its limit with 431, before any service runs. So no layer here can
+//! give those a JSON body, log them or count them in `/metrics`.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -59,7 +59,7 @@ pub async fn normalize(
             format!("no route matches {method} {path}; /openapi.json lists the routes")
         }
         StatusCode::METHOD_NOT_ALLOWED if allowed.is_empty() => {
-            // axum adds `Allow` after this layer; `list_allowed_methods` completes the
+            // axum adds `Allow` after this layer. `list_allowed_methods` completes the
             // message once it is there.
             format!("method {method} is not allowed on {path}")
         }

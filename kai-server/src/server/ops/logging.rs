@@ -37,7 +37,7 @@ pub fn init(config: &ServerConfig) {
     }
 }
 
-/// Builds the subscriber of `config` writing to `writer`, without installing it; tests use
+/// Builds the subscriber of `config` writing to `writer`, without installing it. Tests use
 /// it to capture the server's log lines.
 pub fn subscriber<W>(config: &ServerConfig, writer: W) -> Box<dyn Subscriber + Send + Sync>
 where
@@ -62,7 +62,7 @@ pub fn parse_filter(value: &str) -> Result<EnvFilter> {
         return LevelFilter::from_str(value)
             .map(|level| {
                 let filter = EnvFilter::default().add_directive(level.into());
-                // rmcp writes several info lines per MCP request; the request log already
+                // rmcp writes several info lines per MCP request, but the request log already
                 // has one. A directive (`info,rmcp=info`) still shows them.
                 match "rmcp=warn".parse() {
                     Ok(quiet) if level == LevelFilter::INFO => filter.add_directive(quiet),

@@ -27,7 +27,7 @@ pub const DEFAULT_CAPACITY: usize = 65_536;
 /// The outcome of one request's check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// The request is within the budget; `remaining` more fit in the current window.
+    /// The request is within the budget, and `remaining` more fit in the current window.
     Allowed {
         /// Requests the client may still send in this window.
         remaining: u32,
@@ -51,7 +51,7 @@ pub struct RateLimiter {
 #[derive(Debug, Default)]
 struct Table {
     windows: HashMap<IpAddr, Window>,
-    // When expired windows are next removed; `None` before the first request.
+    // Time of the next removal of expired windows, or `None` before the first request.
     next_sweep: Option<Instant>,
 }
 

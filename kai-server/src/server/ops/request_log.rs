@@ -71,7 +71,7 @@ pub async fn log(request: Request, next: Next) -> Response {
     {
         request_line!(tracing::Level::WARN);
     } else if is_probe(&path) {
-        // Kubernetes probes and Prometheus scrapes arrive every few seconds; at info they
+        // Kubernetes probes and Prometheus scrapes arrive every few seconds. At info they
         // would drown the requests people read logs for.
         request_line!(tracing::Level::DEBUG);
     } else {

@@ -42,7 +42,7 @@ pub fn request() {
 }
 
 /// Completes when the process receives SIGTERM or Ctrl-C (SIGINT), or when [`request`] is
-/// called; it logs why and sets the shutdown flag. This is the future that
+/// called. It logs the reason and sets the shutdown flag. This is the future that
 /// `axum::serve(…).with_graceful_shutdown` waits on.
 pub async fn signal(state: AppState) {
     let reason = tokio::select! {
@@ -65,7 +65,7 @@ pub async fn deadline(timeout: Duration) {
     tokio::time::sleep(timeout).await;
 }
 
-/// Completes on Ctrl-C; never, when the handler cannot be installed.
+/// Completes on Ctrl-C, or never when the handler cannot be installed.
 async fn ctrl_c() {
     if let Err(err) = tokio::signal::ctrl_c().await {
         tracing::error!(error = %err, "cannot listen for Ctrl-C; only SIGTERM stops the server");
@@ -73,8 +73,8 @@ async fn ctrl_c() {
     }
 }
 
-/// Completes on SIGTERM, the signal Kubernetes sends before it kills a pod; never, where
-/// there is no such signal or its handler cannot be installed.
+/// Completes on SIGTERM, the signal Kubernetes sends before it kills a pod, or never
+/// where there is no such signal or its handler cannot be installed.
 async fn terminate() {
     #[cfg(unix)]
     {

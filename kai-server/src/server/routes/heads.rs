@@ -65,7 +65,7 @@ async fn list_heads(State(state): State<AppState>) -> ApiResult<Json<Vec<HeadMan
     post,
     path = "/api/heads",
     tag = "catalog",
-    request_body(content = TrainHeadRequest, description = "What the head predicts; `{}` trains the material-type head"),
+    request_body(content = TrainHeadRequest, description = "What the head predicts. An empty object `{}` trains the material-type head"),
     responses(
         (status = 200, description = "The trained head's manifest", body = HeadManifest),
         (status = 400, description = "An invalid domain or label, or too few classes or materials", body = ErrorBody),

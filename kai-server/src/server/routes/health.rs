@@ -85,7 +85,7 @@ pub enum CheckStatus {
     Timeout,
 }
 
-/// Reports that the process is up; checks no dependency.
+/// Reports that the process is up. It checks no dependency.
 #[utoipa::path(
     get,
     path = "/health",
@@ -160,7 +160,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
 
 /// Loads the catalog's default text and image models in the background, so `/ready`
 /// passes without waiting for a request to load them. Call it from within the tokio
-/// runtime; the handle ends when both loads have finished or failed.
+/// runtime. The handle completes when both loads have finished or failed.
 pub fn warm_up(state: &AppState) -> JoinHandle<()> {
     let (text, image) = default_models(state);
     let models = state.models();

@@ -3,7 +3,7 @@
 //!
 //! Bodies have the shapes of `kai recognize --json`, `kai embed … --json` and `kai quality
 //! --json`. Photos come as multipart file fields named `image` and options as text fields
-//! beside them; text embeddings take JSON. Concurrent model calls are batched (see
+//! beside them. Text embeddings take JSON. Concurrent model calls are batched (see
 //! [`crate::server::batch`]).
 
 use axum::Json;
@@ -29,12 +29,12 @@ use crate::server::state::blocking;
 pub const TEXTURE_CLASSES: usize = 5;
 /// Texts one `POST /api/embed/text` request may embed.
 pub const MAX_TEXTS: usize = 256;
-/// Bytes one text may have. The text model reads at most 256 tokens, which are far fewer
+/// Maximum bytes of one text. The text model reads at most 256 tokens, which are far fewer
 /// bytes, so a longer text only costs tokenizer time.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 /// Photos one `POST /api/embed/image` request may embed.
 pub const MAX_IMAGES: usize = 32;
-/// ImageNet classes listed per photo at most.
+/// Maximum ImageNet classes listed per photo.
 pub const MAX_LABELS: usize = 100;
 /// ImageNet classes listed per photo when the request names no `topK`, as `kai embed
 /// image` does.

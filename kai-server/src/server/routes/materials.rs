@@ -45,7 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(search_materials))
 }
 
-/// The multipart form of a material write; documents the request, never parsed.
+/// The multipart form of a material write, for the OpenAPI document only (never parsed).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct MaterialUpload {
@@ -63,7 +63,7 @@ pub struct MaterialUpload {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SearchRequest {
-    /// Words and meaning to look for; optional when a photo is sent.
+    /// Words and meaning to look for. Optional when a photo is sent.
     #[serde(default)]
     pub query: Option<String>,
     /// Only materials of this type.
@@ -90,7 +90,7 @@ fn default_top_k() -> usize {
     DEFAULT_TOP_K
 }
 
-/// The multipart form of a search by photo; documents the request, never parsed.
+/// The multipart form of a search by photo, for the OpenAPI document only (never parsed).
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "camelCase")]
 #[allow(dead_code)]
@@ -102,7 +102,7 @@ pub struct SearchUpload {
     query: Option<String>,
     /// Only materials of this type.
     material_type: Option<String>,
-    /// Only materials with this tag; repeat the field for several.
+    /// Only materials with this tag. Repeat the field for several tags.
     tag: Option<String>,
     /// Only materials of this collection.
     collection: Option<String>,
@@ -120,9 +120,9 @@ pub struct SearchUpload {
     params(
         ("type" = Option<String>, Query, description = "Only materials of this type"),
         ("collection" = Option<String>, Query, description = "Only materials of this collection"),
-        ("tag" = Option<Vec<String>>, Query, description = "Only materials with this tag; repeat for several"),
+        ("tag" = Option<Vec<String>>, Query, description = "Only materials with this tag. Repeat the parameter for several tags"),
         ("offset" = Option<usize>, Query, description = "Materials skipped (default 0)"),
-        ("limit" = Option<usize>, Query, description = "Materials returned, 1 to 1000 (default 100); a shorter page is the last"),
+        ("limit" = Option<usize>, Query, description = "Materials returned, 1 to 1000 (default 100). A shorter page is the last"),
     ),
     responses(
         (status = 200, description = "The page of materials", body = Vec<Material>),
@@ -152,7 +152,7 @@ async fn list_materials(
     Ok(Json(materials))
 }
 
-/// Returns one material; its `ETag` is its version, for `If-Match` on a later write.
+/// Returns one material. Its `ETag` is its version, for `If-Match` on a later write.
 #[utoipa::path(
     get,
     path = "/api/materials/{id}",
@@ -233,7 +233,7 @@ async fn create_material(
         ("expectVersion" = Option<u32>, Query,
             description = "Fail with 409 unless the material is at this version"),
         ("If-Match" = Option<String>, Header,
-            description = "The ETag of the version the change was made to, as expectVersion; * for any version"),
+            description = "The ETag of the version the change was made to, as expectVersion, or `*` for any version"),
     ),
     request_body(
         description = "The new record (its `id` may be left out). `images` lists the stored \
@@ -283,7 +283,7 @@ async fn replace_material(
     Ok(versioned(material.version, material))
 }
 
-/// Deletes a material with its vectors; its history is kept.
+/// Deletes a material with its vectors but keeps its history.
 #[utoipa::path(
     delete,
     path = "/api/materials/{id}",
@@ -293,7 +293,7 @@ async fn replace_material(
         ("expectVersion" = Option<u32>, Query,
             description = "Fail with 409 unless the material is at this version"),
         ("If-Match" = Option<String>, Header,
-            description = "The ETag of the version to delete, as expectVersion; * for any version"),
+            description = "The ETag of the version to delete, as expectVersion, or `*` for any version"),
     ),
     responses(
         (status = 204, description = "The material was deleted"),
@@ -470,8 +470,8 @@ struct Replacement {
     images_listed: bool,
 }
 
-/// Parses the record of a replace; a record without `id` takes the path's, and a
-/// different one is rejected.
+/// Parses the record of a replace. A record without `id` takes the id in the path, and
+/// a record with a different `id` is rejected.
 fn record_for(id: &str, what: &str, bytes: &[u8]) -> ApiResult<Replacement> {
     let mut value = parse_json::<Value>(what, bytes)?;
     let Some(object) = value.as_object_mut() else {

@@ -1,4 +1,4 @@
-//! The REST routes, grouped by capability; each module returns its part of the API with
+//! The REST routes, grouped by capability. Each module returns its part of the API with
 //! the OpenAPI description of its handlers.
 
 pub mod catalog;

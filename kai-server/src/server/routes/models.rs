@@ -44,7 +44,7 @@ pub struct ModelListing {
 pub struct ModelList {
     /// The model directory (`MODEL_DIR`).
     pub model_dir: String,
-    /// Models the cache keeps at most (`MODEL_CACHE_SIZE`).
+    /// Maximum number of models the cache keeps (`MODEL_CACHE_SIZE`).
     pub cache_size: usize,
     /// The built-in models, then every other model folder.
     pub models: Vec<ModelListing>,
@@ -157,7 +157,7 @@ async fn load_model(
     }))
 }
 
-/// Removes a model from the cache; requests that use it finish first.
+/// Removes a model from the cache. Requests that use it finish first.
 #[utoipa::path(
     post,
     path = "/api/models/{name}/unload",

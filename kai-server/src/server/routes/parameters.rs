@@ -51,8 +51,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetRequest {
-    /// The changed parameters and their new values, such as `{"recognition.top_k": 8}`;
-    /// the others keep their current values.
+    /// The changed parameters and their new values, such as `{"recognition.top_k": 8}`.
+    /// The others keep their current values.
     pub values: BTreeMap<String, ParamValue>,
     /// The set's scope: a material type or collection.
     #[serde(default)]
@@ -189,7 +189,7 @@ async fn list_sets(State(state): State<AppState>) -> ApiResult<Json<Vec<SetSumma
     Ok(Json(blocking(move || registry.list()).await?))
 }
 
-/// Returns a version of a set (the current one unless `version` is given); its `ETag` is
+/// Returns a version of a set (the current one unless `version` is given). Its `ETag` is
 /// the version.
 #[utoipa::path(
     get,
@@ -229,8 +229,8 @@ async fn get_set(
     tag = "parameters",
     params(
         ("name" = String, Path, description = "The set name"),
-        ("scope" = Option<String>, Query, description = "The set's scope, as the body's `scope`; give it in one place"),
-        ("If-Match" = Option<String>, Header, description = "The ETag of the version the change was made to, as expectVersion; * for any version of an existing set"),
+        ("scope" = Option<String>, Query, description = "The set's scope, as the body's `scope`. Give it in only one of the two places"),
+        ("If-Match" = Option<String>, Header, description = "The ETag of the version the change was made to, as expectVersion, or `*` for any version of an existing set"),
     ),
     request_body = SetRequest,
     responses(
@@ -345,8 +345,8 @@ async fn set_diff(
     tag = "parameters",
     params(
         ("name" = String, Path, description = "The set name"),
-        ("scope" = Option<String>, Query, description = "The set's scope, as the body's `scope`; give it in one place"),
-        ("If-Match" = Option<String>, Header, description = "The ETag of the version the change was made to, as expectVersion; * for any version"),
+        ("scope" = Option<String>, Query, description = "The set's scope, as the body's `scope`. Give it in only one of the two places"),
+        ("If-Match" = Option<String>, Header, description = "The ETag of the version the change was made to, as expectVersion, or `*` for any version"),
     ),
     request_body = RollbackRequest,
     responses(
@@ -443,7 +443,7 @@ async fn record_results(
     params(
         ("set" = Option<String>, Query, description = "The set name (default: DEFAULT_PARAMETER_SET)"),
         ("materialId" = Option<String>, Query, description = "The catalog material: its type's scope, then its collection's"),
-        ("scope" = Option<Vec<String>>, Query, description = "Scopes to try in order, instead of a material; repeat for several"),
+        ("scope" = Option<Vec<String>>, Query, description = "Scopes to try in order, instead of a material. Repeat the parameter for several scopes"),
     ),
     responses(
         (status = 200, description = "The set version that applies, with every value", body = Resolution),
@@ -481,7 +481,7 @@ async fn resolve_set(
 }
 
 /// Suggests the set version that performed best on materials similar to a catalog
-/// material or an embedding; without such results, the default set.
+/// material or an embedding. Without such results it suggests the default set.
 #[utoipa::path(
     post,
     path = "/api/parameters/suggest",
@@ -567,7 +567,7 @@ async fn get_schema(State(state): State<AppState>) -> ApiResult<Json<Schema>> {
     Ok(Json(blocking(move || registry.schema()).await?))
 }
 
-/// Adds or replaces the definitions the body gives; parameters it does not mention keep
+/// Adds or replaces the definitions in the body. Parameters it does not mention keep
 /// theirs. Nothing changes when a definition is inconsistent or rejects a current value.
 #[utoipa::path(
     put,

@@ -1,4 +1,4 @@
-//! Request bodies: JSON, `multipart/form-data`, or either, told apart by `Content-Type`.
+//! Request bodies: JSON, `multipart/form-data`, or either, selected by `Content-Type`.
 
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartError;
@@ -13,7 +13,7 @@ use crate::server::error::{ApiError, ApiResult};
 /// The media type of a multipart form.
 const MULTIPART: &str = "multipart/form-data";
 
-/// A JSON request body; rejections are [`ApiError`]s.
+/// A JSON request body whose rejections are [`ApiError`]s.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -32,7 +32,7 @@ where
     }
 }
 
-/// Parses `bytes` as JSON of type `T`; errors name `what`, such as a multipart field.
+/// Parses `bytes` as JSON of type `T`. Errors name `what`, such as a multipart field.
 ///
 /// # Errors
 ///

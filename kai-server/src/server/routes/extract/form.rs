@@ -80,7 +80,7 @@ impl Form {
     pub async fn read(mut multipart: Multipart, spec: &FormSpec<'_>) -> ApiResult<Self> {
         let form = Self::read_fields(&mut multipart, spec).await;
         if form.is_err() {
-            // Read the rest of the upload before answering: a server that closes the
+            // Read the rest of the upload before responding: a server that closes the
             // connection while the client still sends makes the client's TCP stack reset
             // it, and the client then loses the error response. The body limit bounds
             // what is read here.
@@ -185,7 +185,7 @@ impl Form {
         Ok(self.files().into_iter().map(|file| file.bytes).collect())
     }
 
-    /// Takes the request's photos with their file names; there may be none.
+    /// Takes the request's photos with their file names. There may be none.
     pub fn files(&mut self) -> Vec<FilePart> {
         std::mem::take(&mut self.images)
     }

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::server::error::{ApiError, ApiResult};
 
-/// A path parameter; rejections are [`ApiError`]s.
+/// A path parameter whose rejections are [`ApiError`]s.
 #[derive(Debug, Clone)]
 pub struct ApiPath<T>(pub T);
 
@@ -78,7 +78,7 @@ impl QueryParams {
         }
     }
 
-    /// Returns the value of `name`; an empty value counts as absent.
+    /// Returns the value of `name`. An empty value counts as absent.
     ///
     /// # Errors
     ///
