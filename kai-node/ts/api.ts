@@ -699,6 +699,6 @@ export interface KaiApi {
 
   /** Checks that the models load and the storage responds. */
   health(): Promise<HealthReport>
-  /** Releases the models and storage of the native module. `RemoteKai` holds none. */
+  /** Releases the models and storage of the native module. `RemoteKai` has nothing to release. */
   close(): Promise<void>
 }

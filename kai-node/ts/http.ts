@@ -195,9 +195,9 @@ function networkError(err: unknown, spec: RequestSpec, url: string, timeoutMs: n
       { cause: err },
     )
   }
-  // kai-server reads the rest of a rejected upload before answering, unless the body's
-  // declared length is over its body limit. Then it answers 413 and closes at once, so
-  // the rest of the upload fails.
+  // kai-server reads the rest of a rejected upload before responding, unless the body's
+  // declared length is over its body limit. Then it responds with 413 and closes at once,
+  // so the rest of the upload fails.
   const hint =
     spec.form !== undefined && ['EPIPE', 'ECONNRESET'].includes(causeCode(err) ?? '')
       ? '; the server closed the connection during the upload, which it does for a body ' +

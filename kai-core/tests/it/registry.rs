@@ -1112,8 +1112,8 @@ fn results_are_checked_against_the_catalog(place: &Place) {
     assert_eq!(err.kind(), ErrorKind::Storage);
 }
 
-/// Results without a version take their set's current version per set and scope; an
-/// explicit version is kept, and an unknown one fails the whole batch.
+/// Checks that results without a version take their set's current version, per set and
+/// scope. An explicit version is kept, and an unknown one fails the whole batch.
 fn result_inputs_take_one_current_version(place: &Place) {
     use kai_core::registry::{MAX_BATCH_RESULTS, ResultInput};
     let registry = place.open(RegistrySettings::default());

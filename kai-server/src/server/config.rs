@@ -373,7 +373,7 @@ mod tests {
     }
 
     #[test]
-    fn the_secret_stays_out_of_debug_output() {
+    fn debug_output_hides_the_secret() {
         let config = config(&[("JWT_SECRET", "hunter2-hunter2")]).expect("valid");
         assert!(!format!("{config:?}").contains("hunter2"));
     }

@@ -92,18 +92,21 @@ pub async fn serve(config: ServerConfig) -> kai_core::Result<()> {
         .await
         .map_err(|err| kai_core::Error::Internal(err.to_string()))?
         .map_err(|err| name_store_variable(err, &store))?;
+
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|err| kai_core::Error::io("cannot listen on", listen.to_string(), err))?;
     tracing::info!(address = %listen, version = env!("CARGO_PKG_VERSION"), "kai-server listening");
     // /ready turns ready once the default models are loaded, without waiting for a request.
     routes::health::warm_up(&state);
+
     let grace = state.config().shutdown_timeout;
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(ops::shutdown::signal(state))
         .into_future();
-    // After a shutdown signal the listener is closed at once; requests already running get
+
+    // After a shutdown signal the listener is closed at once. Requests already running get
     // `KAI_SHUTDOWN_TIMEOUT_MS` to finish before the server stops without them.
     tokio::select! {
         served = server => {

@@ -19,12 +19,12 @@ use kai_server::server::{AppState, ServerConfig, router};
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// The repository root.
+/// Returns the repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A photo from examples/queries.
+/// Returns the path of a photo in examples/queries.
 pub fn photo(name: &str) -> PathBuf {
     repo().join("examples/queries").join(name)
 }
@@ -49,8 +49,8 @@ pub fn models() -> Option<ModelStore> {
     Some(store)
 }
 
-/// A store folder with the sample catalog imported, built once per test run and copied
-/// for each test so tests can write to their copy.
+/// Returns a store folder with the sample catalog imported. It is built once per test
+/// run, and each test writes to a copy of it.
 fn sample_store() -> Option<&'static Path> {
     static STORE: OnceLock<Option<(tempfile::TempDir, PathBuf)>> = OnceLock::new();
     STORE
@@ -93,8 +93,8 @@ pub fn server(vars: &[(&str, &str)]) -> Option<TestServer> {
     })
 }
 
-/// The configuration of a test server over `store`: environment defaults (for MODEL_DIR
-/// and the like), the CPU, JSON-free text logs, then `vars`.
+/// Builds the configuration of a test server over `store`: `MODEL_DIR` from the
+/// environment, the CPU, then `vars`. Other variables of the test process are ignored.
 pub fn config(store: &Path, vars: &[(&str, &str)]) -> ServerConfig {
     let store = store.to_string_lossy().into_owned();
     ServerConfig::from_vars(|name| {
@@ -113,7 +113,7 @@ pub fn config(store: &Path, vars: &[(&str, &str)]) -> ServerConfig {
     .expect("the test configuration is valid")
 }
 
-/// The router of `state`, with a client address as the TCP listener would give.
+/// Builds the router of `state` with a fixed client address, as the TCP listener sets.
 pub fn app(state: AppState) -> Router {
     router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))))
 }
@@ -139,14 +139,14 @@ pub async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
     )
 }
 
-/// A GET request.
+/// Builds a GET request.
 pub fn get(uri: &str) -> Request<Body> {
     Request::get(uri)
         .body(Body::empty())
         .expect("valid request")
 }
 
-/// A request with a JSON body.
+/// Builds a request with a JSON body.
 pub fn json(method: &str, uri: &str, body: &Value) -> Request<Body> {
     Request::builder()
         .method(method)
@@ -156,7 +156,7 @@ pub fn json(method: &str, uri: &str, body: &Value) -> Request<Body> {
         .expect("valid request")
 }
 
-/// A multipart body: `(field name, file name or None, content)` per part.
+/// Builds a multipart request: `(field name, file name or None, content)` per part.
 pub fn multipart(uri: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Request<Body> {
     let boundary = "kai-test-boundary-7d1c";
     let mut body = Vec::new();

@@ -940,8 +940,8 @@ async fn serve_locally(server: &TestServer) -> std::net::SocketAddr {
 }
 
 /// Posts a multipart photo of `size` filler bytes to /api/quality over a real socket and
-/// returns whether the whole upload was sent, whether the answer was read without a
-/// reset, and the raw answer.
+/// returns whether the whole upload was sent, whether the response was read without a
+/// reset, and the raw response.
 async fn raw_upload(address: std::net::SocketAddr, size: usize) -> (bool, bool, String) {
     let boundary = "kai-drain-boundary";
     let mut body = format!(

@@ -25,8 +25,8 @@ struct Reply {
 }
 
 impl Reply {
-    /// The JSON-RPC message of the body: the JSON itself, or the `data:` line of an event
-    /// stream that holds a message with an id.
+    /// Returns the JSON-RPC message of the body: the JSON itself, or the `data:` line of an
+    /// event stream that contains a message with an id.
     fn message(&self) -> Value {
         if let Ok(value) = serde_json::from_str::<Value>(&self.body) {
             return value;
@@ -62,7 +62,7 @@ async fn send(app: &Router, request: Request<Body>) -> Reply {
     }
 }
 
-/// A POST to `/mcp` with `headers` besides the JSON and Accept headers.
+/// Builds a POST to `/mcp` with `headers` besides the JSON and Accept headers.
 fn post(body: &Value, headers: &[(&str, &str)]) -> Request<Body> {
     let mut request = Request::post("/mcp")
         .header(header::CONTENT_TYPE, "application/json")
