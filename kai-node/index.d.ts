@@ -27,6 +27,9 @@ import type {
   QualityThresholds,
   Recognition,
   RecognizeOptions,
+  ReconJob,
+  ReconstructOptions,
+  ReconstructionResult,
   RecordedBatch,
   ReindexReport,
   ReplaceOptions,
@@ -34,13 +37,16 @@ import type {
   ResolveOptions,
   ResultInput,
   ResultRecord,
+  SceneOptions,
   SchemaReport,
   ScopeOptions,
   SearchQuery,
   SearchResults,
   SetSummary,
+  SubmitReconstructionOptions,
   SuggestTarget,
   Suggestion,
+  SyntheticScene,
   TextureClasses,
   TrainHeadSpec,
   UnloadOutcome,
@@ -176,6 +182,33 @@ export declare class Kai {
    * `python3`) unless its files are already present and verified.
    */
   fetchModel(name: string): Promise<FetchReport>
+  /**
+   * Reconstructs cameras and a sparse point cloud from `photos`: a folder (its photos
+   * sorted by name) or an array of paths and Buffers, named `image-N` counting from 1.
+   * `options.set` names the parameter set whose `recon.*` values configure the run
+   * (default `DEFAULT_PARAMETER_SET`, else `standard`), and `options.out` a folder for
+   * the COLMAP text model and points.ply. `options.onProgress(stage, fraction)` is
+   * called on the event loop with a fraction that never decreases, every call before
+   * the Promise settles. When it throws, it is not called again, and the Promise
+   * rejects with `KAI_INVALID_INPUT` naming the exception once the run has ended,
+   * whatever the run's outcome.
+   * Runs on the libuv thread pool, holding one of its threads until the
+   * reconstruction ends.
+   */
+  reconstruct(photos: string | ImageInput[], options?: ReconstructOptions): Promise<ReconstructionResult>
+  /**
+   * Stores the photos (paths or Buffers, at least 2) in a new job of the store's job
+   * queue and queues it. Resolves to the job, `queued`, as `POST /api/recon/jobs`
+   * returns it. `options.set` names the parameter set of its `recon.*` values.
+   */
+  submitReconstruction(images: ImageInput[], options?: SubmitReconstructionOptions): Promise<ReconJob>
+  /**
+   * Returns the reconstruction job `id`, as `GET /api/recon/jobs/{id}` does, or null
+   * when no job has it.
+   */
+  getReconstructionJob(id: string): Promise<ReconJob | null>
+  /** Lists the store's reconstruction jobs, oldest first, as `GET /api/recon/jobs` does. */
+  listReconstructionJobs(): Promise<ReconJob[]>
   /** Lists every parameter set with its current version. */
   listParameterSets(): Promise<SetSummary[]>
   /** Returns version `options.version` of a set (default: the current one). */
@@ -241,3 +274,14 @@ export declare class TextEmbedder {
   /** Embeds texts off the event loop and resolves to one Float32Array per text. */
   embed(texts: string[]): Promise<Float32Array[]>
 }
+
+/**
+ * Renders a synthetic scene with known cameras into `outDir`, as `kai recon synth` does.
+ * The `options.images` photos (default 30) of `options.width` x `options.height` pixels
+ * (default 640 x 480), drawn from `options.seed` (default 0), go into `outDir` as PNGs.
+ * The ground truth, with `options.points` sampled surface points (default 5000), goes
+ * into `outDir/ground_truth` as a COLMAP text model and points.ply. The same options
+ * give the same pixels. Resolves to the ground truth in the shape `reconstruct`
+ * resolves to, with the photo paths.
+ */
+export declare function generateScene(outDir: string, options?: SceneOptions): Promise<SyntheticScene>

@@ -1,5 +1,5 @@
 // Loads the native module kai.node, which `node kai-node/scripts/build-native.mjs` builds
-// and copies beside this file. The classes are exported one by one, because Node finds the
+// and copies beside this file. The exports are listed one by one, because Node finds the
 // named exports of a CommonJS file for `import` by reading its source, and a `.node`
 // file's exports are not visible that way.
 'use strict'
@@ -16,3 +16,4 @@ try {
 
 module.exports.Kai = binding.Kai
 module.exports.TextEmbedder = binding.TextEmbedder
+module.exports.generateScene = binding.generateScene

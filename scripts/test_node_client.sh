@@ -125,7 +125,7 @@ echo "testing the client against kai-server at $url"
 # One file at a time and in this order, because node --test sorts the files it is given:
 # the parity tests compare the native module and the server on the imported store, and
 # the remote tests change that store afterwards.
-for file in config create errors parity remote; do
+for file in config create errors parity remote recon; do
     node --test "kai-node/__test__/client/$file.test.mjs" || status=1
 done
 

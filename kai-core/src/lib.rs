@@ -33,6 +33,7 @@ pub mod image;
 pub mod index;
 pub mod models;
 pub mod recognize;
+pub mod recon;
 pub mod registry;
 
 pub use device::DeviceRequest;

@@ -2,9 +2,7 @@
 //! and every other argument goes through its JSON form and serde. A wrong type or an unknown
 //! option is then an `InvalidInput` error that names the argument, as in the REST API.
 
-use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kai_core::Error;
 use kai_core::catalog::{MAX_IMAGES, UploadedImage};
@@ -175,36 +173,12 @@ pub fn uploads(
             let label = format!("images[{index}]");
             match source {
                 ImageSource::Path(path) => Ok(UploadedImage {
-                    bytes: read_bounded(&path, limits).map_err(|err| name_image(err, index))?,
+                    bytes: kai_core::image::read_file(&path, limits)
+                        .map_err(|err| name_image(err, index))?,
                     name: format!("{label} ({})", path.display()),
                 }),
                 ImageSource::Bytes(bytes) => Ok(UploadedImage { name: label, bytes }),
             }
         })
         .collect()
-}
-
-/// Reads a file of at most `limits.max_encoded_bytes`. The read stops one byte past the
-/// limit, so a file that grows after the size check is still rejected by the core's
-/// decoding, which checks the length again.
-fn read_bounded(path: &Path, limits: &ImageLimits) -> kai_core::Result<Vec<u8>> {
-    let file = File::open(path).map_err(|err| Error::io("cannot open", path, err))?;
-    let size = file
-        .metadata()
-        .map_err(|err| Error::io("cannot read metadata of", path, err))?
-        .len();
-    if size > limits.max_encoded_bytes {
-        return Err(Error::invalid(
-            format!("image {}", path.display()),
-            format!(
-                "is {size} bytes, over the limit of {} (KAI_MAX_IMAGE_BYTES)",
-                limits.max_encoded_bytes
-            ),
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(limits.max_encoded_bytes.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|err| Error::io("cannot read", path, err))?;
-    Ok(bytes)
 }

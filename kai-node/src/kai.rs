@@ -9,6 +9,7 @@ use kai_core::catalog::{Catalog, StoreOptions};
 use kai_core::db::{DatabaseUrl, StorageConfig};
 use kai_core::image::ImageLimits;
 use kai_core::models::{DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, ModelCache};
+use kai_core::recon::jobs::JobQueue;
 use kai_core::registry::{Registry, RegistrySettings};
 use kai_core::{DeviceRequest, Error, ModelStore};
 use napi::Env;
@@ -20,6 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::convert::{from_js, options};
 use crate::errors::closed;
 use crate::job::{Job, Json, Outcome};
+
+/// The folder of the store that contains the reconstruction jobs, as in kai-server.
+const RECON_JOBS_DIR: &str = "recon_jobs";
 
 /// Models the cache keeps when neither `modelCacheSize` nor `MODEL_CACHE_SIZE` is set.
 const DEFAULT_MODEL_CACHE_SIZE: usize = 5;
@@ -47,9 +51,32 @@ pub struct Services {
     pub models: Arc<ModelCache>,
     /// The limits of every image a call decodes.
     pub limits: ImageLimits,
+    /// The store folder.
+    pub root: PathBuf,
+    /// The reconstruction job queue in `root`, opened by the first call that uses it.
+    recon_jobs: Mutex<Option<JobQueue>>,
 }
 
 impl Services {
+    /// Returns the store's reconstruction job queue, in the folder `RECON_JOBS_DIR` of
+    /// the store, opening it with one worker thread on first use.
+    ///
+    /// NOTE: one process at a time may own a job folder, because opening it marks the
+    /// jobs that another process is running as interrupted. The queue therefore opens
+    /// only when a reconstruction job method is called, not when `Kai.open` runs.
+    pub fn recon_jobs(&self) -> kai_core::Result<JobQueue> {
+        let mut slot = self
+            .recon_jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(queue) = slot.as_ref() {
+            return Ok(queue.clone());
+        }
+        let queue = JobQueue::open(&self.root.join(RECON_JOBS_DIR), 1)?;
+        *slot = Some(queue.clone());
+        Ok(queue)
+    }
+
     /// Locks the catalog. A panic in an earlier call does not leave it unusable because
     /// kai-core writes are transactional, so the data behind a poisoned lock is consistent.
     pub fn catalog(&self) -> MutexGuard<'_, Catalog> {
@@ -181,6 +208,8 @@ fn open_services(options: OpenOptions) -> kai_core::Result<Services> {
         registry,
         models,
         limits,
+        root,
+        recon_jobs: Mutex::new(None),
     })
 }
 

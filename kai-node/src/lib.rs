@@ -11,7 +11,12 @@ mod infer;
 mod job;
 mod kai;
 mod models;
+mod recon;
 mod registry;
+// napi registers `generateScene` when the module loads, so a test build of the library,
+// which has no such registration, sees no caller.
+#[cfg_attr(test, allow(dead_code))]
+mod scene;
 
 // candle allocates and frees a large buffer per tensor operation. glibc's malloc hands
 // such buffers back to the kernel each time, so every operation page-faults. mimalloc

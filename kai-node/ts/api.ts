@@ -596,6 +596,163 @@ export interface HealthReport {
   components: ComponentCheck[]
 }
 
+// Reconstruction
+
+/** A stage of structure from motion, in the order the stages run. */
+export type ReconStage = 'screening' | 'features' | 'matching' | 'verification' | 'registration' | 'refinement'
+
+/** A photo that a reconstruction left out, with the reason. */
+export interface UnregisteredImage {
+  name: string
+  /** For example `blurry` from quality screening, or too few matches. */
+  reason: string
+}
+
+/** Counts and errors of a reconstruction; the keys are snake_case, as kai-server returns them. */
+export interface ReconstructionSummary {
+  /** Photos given to the reconstruction. */
+  images: number
+  /** Photos with an estimated pose. */
+  registered_images: number
+  /** Triangulated 3D points. */
+  points: number
+  /** Observations over all points. */
+  observations: number
+  /** Mean observations per point. */
+  mean_track_length: number
+  /** Mean reprojection error over all observations, in pixels. */
+  mean_reprojection_error: number
+  /** Photos left out, with the reason for each. */
+  unregistered: UnregisteredImage[]
+}
+
+/** The options of the native `Kai.reconstruct`. */
+export interface ReconstructOptions {
+  /** A folder to write the COLMAP text model and points.ply into. */
+  out?: string
+  /** The parameter set whose `recon.*` values configure the run (default `DEFAULT_PARAMETER_SET`, else `standard`). */
+  set?: string
+  /**
+   * Called on the event loop as the run goes on, with a fraction in [0, 1] that never
+   * decreases. Every call comes before the Promise settles. When it throws, it is not
+   * called again and the Promise rejects with `KAI_INVALID_INPUT` once the run has ended.
+   */
+  onProgress?: (stage: ReconStage, fraction: number) => void
+}
+
+/** A camera's intrinsics, with COLMAP's model name and parameter order. */
+export interface ReconCamera {
+  /** `PINHOLE` (fx, fy, cx, cy) or `OPENCV` (fx, fy, cx, cy, k1, k2, p1, p2). */
+  model: 'PINHOLE' | 'OPENCV'
+  width: number
+  height: number
+  /** Focal lengths and principal point in pixels, then the distortion terms. */
+  params: number[]
+}
+
+/** A registered photo and its world-to-camera pose, `x_cam = R x_world + t`. */
+export interface ReconImage {
+  name: string
+  /** Index into `cameras`. */
+  camera: number
+  /** The rows of the rotation matrix R. */
+  rotation: number[][]
+  /** The translation t. */
+  translation: number[]
+  /** The camera centre in world coordinates, `-Rᵀ t`. */
+  center: number[]
+}
+
+/** The triangulated points as parallel typed arrays. */
+export interface ReconPoints {
+  /** World coordinates, x y z per point. */
+  xyz: Float64Array
+  /** Colours sampled from the photos, r g b per point. */
+  rgb: Uint8Array
+  /** Mean reprojection error over each point's track, in pixels. */
+  error: Float64Array
+  /** Photos that observe each point. */
+  trackLength: Uint32Array
+}
+
+/** The outcome of the native `Kai.reconstruct`. */
+export interface ReconstructionResult {
+  summary: ReconstructionSummary
+  cameras: ReconCamera[]
+  /** The registered photos, in registration order. */
+  images: ReconImage[]
+  points: ReconPoints
+  /** The files written into `options.out`, empty without it. */
+  files: string[]
+}
+
+/** The options of `generateScene`. */
+export interface SceneOptions {
+  /** Number of photos, 1 to 1000 (default 30). */
+  images?: number
+  /** Seed of every random choice (default 0); the same options give the same pixels. */
+  seed?: number
+  /** Photo width in pixels, 16 to 8192 (default 640). */
+  width?: number
+  /** Photo height in pixels, 16 to 8192 (default 480). */
+  height?: number
+  /** Surface points sampled for the ground truth (default 5000). */
+  points?: number
+}
+
+/** A rendered synthetic scene: the ground truth as a reconstruction, and its files. */
+export interface SyntheticScene extends ReconstructionResult {
+  /** The PNG files, in capture order. */
+  photos: string[]
+  /** The folder of the ground truth's COLMAP text model and points.ply. */
+  groundTruthDir: string
+}
+
+/** The state of a reconstruction job. */
+export type ReconJobStatus = 'queued' | 'running' | 'succeeded' | 'failed'
+
+/** The error that ended a failed reconstruction job. */
+export interface ReconJobError {
+  /** A kai error code, such as `KAI_INVALID_INPUT`. */
+  code: string
+  message: string
+}
+
+/** A reconstruction job, as `/api/recon/jobs` returns it; the keys are snake_case. */
+export interface ReconJob {
+  /** A lower-case UUID. */
+  id: string
+  status: ReconJobStatus
+  /** The running or last stage; null before the job starts. */
+  stage: ReconStage | null
+  /** Share of the work done, from 0 to 1. */
+  progress: number
+  /** The error that ended the job; null unless `status` is `failed`. */
+  error: ReconJobError | null
+  /** Counts and errors; null unless `status` is `succeeded`. */
+  result: ReconstructionSummary | null
+  /** Output files of a succeeded job: cameras.txt, images.txt, points3D.txt, points.ply. */
+  files: string[]
+  /** Submission time, RFC 3339 in UTC. */
+  created_at: string
+  /** End time, RFC 3339 in UTC; null while the job waits or runs. */
+  finished_at: string | null
+}
+
+/** The options of `submitReconstruction`. */
+export interface SubmitReconstructionOptions {
+  /** The parameter set whose `recon.*` values configure the job (default `DEFAULT_PARAMETER_SET`, else `standard`). */
+  set?: string
+}
+
+/** The options of `waitForReconstruction`. */
+export interface WaitForReconstructionOptions {
+  /** Milliseconds between two status requests (default 1000). */
+  intervalMs?: number
+  /** Milliseconds after which waiting rejects with `KAI_TIMEOUT` (default: no limit). */
+  timeoutMs?: number
+}
+
 /**
  * kai's API. `createKai` returns the in-process native module or the REST client
  * `RemoteKai`, and both reject with `KaiError`s.
@@ -696,6 +853,13 @@ export interface KaiApi {
   unloadModel(name: string): Promise<UnloadOutcome>
   /** Downloads a built-in model into the model folder. */
   fetchModel(name: string): Promise<FetchReport>
+
+  /** Stores photos (at least 2) in a new reconstruction job and queues it. */
+  submitReconstruction(images: ImageInput[], options?: SubmitReconstructionOptions): Promise<ReconJob>
+  /** Returns a reconstruction job, or null when no job has the id. */
+  getReconstructionJob(id: string): Promise<ReconJob | null>
+  /** Lists the reconstruction jobs, oldest first. */
+  listReconstructionJobs(): Promise<ReconJob[]>
 
   /** Checks that the models load and the storage responds. */
   health(): Promise<HealthReport>

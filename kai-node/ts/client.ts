@@ -27,6 +27,7 @@ import type {
   PurgeReport,
   QualityReport,
   QualityThresholds,
+  ReconJob,
   Recognition,
   RecognizeOptions,
   RecordedBatch,
@@ -41,18 +42,21 @@ import type {
   SearchQuery,
   SearchResults,
   SetSummary,
+  SubmitReconstructionOptions,
   Suggestion,
   SuggestTarget,
   TextureClasses,
   TrainHeadSpec,
   UnloadOutcome,
   ValueChange,
+  WaitForReconstructionOptions,
   WriteParametersOptions,
 } from './api.js'
 import { DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_SERVER_URL, parseMillis, parseServerUrl, parseToken } from './config.js'
 import { isKaiError, kaiError, notRemote } from './errors.js'
 import { type FieldValue, photoForm, readPhoto, readPhotos } from './form.js'
 import { Transport } from './http.js'
+import { waitForReconstruction } from './recon.js'
 
 /** Texts one `POST /api/embed/text` takes at most (kai-server's `MAX_TEXTS`). */
 export const MAX_TEXTS_PER_REQUEST = 256
@@ -447,6 +451,52 @@ export class RemoteKai implements KaiApi {
       'fetchModel',
       'fetch models where the server runs with `kai models fetch NAME` or `python3 models/fetch.py NAME`',
     )
+  }
+
+  // Reconstruction
+
+  async submitReconstruction(images: ImageInput[], options: SubmitReconstructionOptions = {}): Promise<ReconJob> {
+    const photos = await readPhotos(images)
+    return this.#http.json<ReconJob>({
+      method: 'POST',
+      path: '/api/recon/jobs',
+      form: photoForm({ parameterSet: options.set }, photos, 'images'),
+    })
+  }
+
+  async getReconstructionJob(id: string): Promise<ReconJob | null> {
+    try {
+      return await this.#http.json<ReconJob>({ method: 'GET', path: `/api/recon/jobs/${segment('id', id)}` })
+    } catch (err) {
+      if (isKaiError(err) && err.code === 'KAI_NOT_FOUND') {
+        return null
+      }
+      throw err
+    }
+  }
+
+  async listReconstructionJobs(): Promise<ReconJob[]> {
+    const body = await this.#http.json<{ jobs: ReconJob[] }>({ method: 'GET', path: '/api/recon/jobs' })
+    return body.jobs
+  }
+
+  /**
+   * Requests the job every `intervalMs` until it succeeded or failed and resolves to it,
+   * as the package's `waitForReconstruction` does.
+   */
+  async waitForReconstruction(id: string, options: WaitForReconstructionOptions = {}): Promise<ReconJob> {
+    return waitForReconstruction(this, id, options)
+  }
+
+  /**
+   * Downloads an output file of a succeeded job, such as `cameras.txt` or `points.ply`.
+   * Rejects with `KAI_NOT_FOUND` for an unknown job or a name not in its `files`.
+   */
+  async reconstructionFile(id: string, name: string): Promise<Uint8Array> {
+    return this.#http.bytes({
+      method: 'GET',
+      path: `/api/recon/jobs/${segment('id', id)}/files/${segment('name', name)}`,
+    })
   }
 
   // Health

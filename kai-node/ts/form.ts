@@ -1,5 +1,5 @@
 // Builds the multipart forms of kai-server's photo routes: each photo is a file part named
-// `image` and each option a text field beside it.
+// `image` (`images` for reconstruction jobs) and each option a text field beside it.
 
 import { readFile } from 'node:fs/promises'
 import { basename } from 'node:path'
@@ -49,15 +49,19 @@ export async function readPhotos(inputs: readonly ImageInput[]): Promise<Photo[]
 }
 
 /**
- * Builds a form of `image` file parts and text fields. The photos go first because
- * kai-server rejects an invalid field as soon as it reads it and closes the connection.
- * A client that is still sending a photo then gets a connection reset instead of the
- * response.
+ * Builds a form of file parts named `fileField` (default `image`) and text fields. The
+ * photos go first because kai-server rejects an invalid field as soon as it reads it and
+ * closes the connection. A client that is still sending a photo then gets a connection
+ * reset instead of the response.
  */
-export function photoForm(fields: Record<string, FieldValue>, photos: readonly Photo[]): FormData {
+export function photoForm(
+  fields: Record<string, FieldValue>,
+  photos: readonly Photo[],
+  fileField = 'image',
+): FormData {
   const form = new FormData()
   for (const photo of photos) {
-    form.append('image', new Blob([photo.bytes]), photo.name)
+    form.append(fileField, new Blob([photo.bytes]), photo.name)
   }
   for (const [name, value] of Object.entries(fields)) {
     if (value === undefined) {

@@ -107,6 +107,29 @@ export class Transport {
     const response = await this.send(spec)
     return response.body as T
   }
+
+  /**
+   * Sends a request without a body and resolves to the response body as bytes, such as a
+   * downloaded file. Rejects as `send` does.
+   */
+  async bytes(spec: RequestSpec, timeoutMs = this.#timeoutMs): Promise<Uint8Array> {
+    const url = this.#base + spec.path + queryString(spec.query)
+    const headers: Record<string, string> = {}
+    if (this.#token !== undefined) {
+      headers.authorization = `Bearer ${this.#token}`
+    }
+    const signal = AbortSignal.timeout(timeoutMs)
+    try {
+      const response = await fetch(url, { method: spec.method, headers, signal })
+      if (response.status >= 400) {
+        const text = await response.text()
+        throw responseError(spec, response, parseBody(text, response.headers.get('content-type')), text)
+      }
+      return new Uint8Array(await response.arrayBuffer())
+    } catch (err) {
+      throw networkError(err, spec, url, timeoutMs)
+    }
+  }
 }
 
 /** Builds `?a=1&tag=x&tag=y` from the defined values, or an empty string. */

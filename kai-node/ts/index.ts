@@ -15,3 +15,4 @@ export {
   resolveConfig,
 } from './config.js'
 export { isKaiError } from './errors.js'
+export { DEFAULT_RECON_POLL_INTERVAL_MS, waitForReconstruction } from './recon.js'

@@ -10,6 +10,7 @@ mod convert;
 mod errors;
 mod image;
 mod models;
+mod recon;
 mod registry;
 mod text;
 mod upload;
@@ -29,6 +30,7 @@ fn _kai(module: &Bound<'_, PyModule>) -> PyResult<()> {
     catalog::register(module)?;
     registry::register(module)?;
     models::register(module)?;
+    recon::register(module)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -28,6 +28,13 @@ pub struct Registry {
     inner: kai_core::registry::Registry,
 }
 
+impl Registry {
+    /// Returns the core registry, for the bindings that resolve a set's typed options.
+    pub fn inner(&self) -> &kai_core::registry::Registry {
+        &self.inner
+    }
+}
+
 #[pymethods]
 impl Registry {
     /// Opens the registry of `store` (default `KAI_DATA_DIR`, else `./kai-data`) on the

@@ -1135,3 +1135,141 @@ fn store_migrate_copies_catalog_and_registry_to_postgres() {
     let output = run(&mut kai(&["store", "migrate", "--to", "mysql://x@y/z"]));
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
 }
+
+/// Builds a `kai recon` command that runs in `dir` without a store, a database or a
+/// default set from the environment, so the shipped parameter sets apply.
+fn recon(dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut command = kai(&["recon"]);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KAI_DATA_DIR")
+        .env_remove("KAI_DATABASE_URL")
+        .env_remove("PARAM_STORAGE_TYPE")
+        .env_remove("DEFAULT_PARAMETER_SET");
+    command
+}
+
+#[test]
+fn recon_sfm_missing_folder_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&mut recon(
+        dir.path(),
+        &["sfm", "no-such-photos", "-o", "out"],
+    ));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("photo folder `no-such-photos` not found"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn recon_sfm_empty_folder_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("photos")).unwrap();
+    std::fs::write(dir.path().join("photos/notes.txt"), "not a photo").unwrap();
+    let output = run(&mut recon(dir.path(), &["sfm", "photos", "-o", "out"]));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("contains no photo"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn recon_sfm_unknown_set_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("photos")).unwrap();
+    let output = run(&mut recon(
+        dir.path(),
+        &["sfm", "photos", "-o", "out", "--set", "no-such-set"],
+    ));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no-such-set"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = run(&mut recon(
+        dir.path(),
+        &["sfm", "photos", "-o", "out", "--store", "no-such-store"],
+    ));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no-such-store"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn recon_synth_rejects_bad_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&mut recon(dir.path(), &["synth", "scene", "--width", "8"]));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("width"), "{}", stderr(&output));
+    assert!(!dir.path().join("scene").exists());
+}
+
+#[test]
+fn recon_synth_scene_reconstructs() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&mut recon(
+        dir.path(),
+        &[
+            "synth",
+            "scene",
+            "--images",
+            "8",
+            "--seed",
+            "3",
+            "--width",
+            "400",
+            "--height",
+            "300",
+            "--arc-degrees",
+            "80",
+        ],
+    ));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let scene = dir.path().join("scene");
+    assert!(scene.join("image_000.png").is_file());
+    assert!(scene.join("image_007.png").is_file());
+    for name in ["cameras.txt", "images.txt", "points3D.txt"] {
+        assert!(scene.join("ground_truth").join(name).is_file(), "{name}");
+    }
+
+    // ground_truth/ is a subfolder, so the photo listing skips it.
+    let output = run(&mut recon(
+        dir.path(),
+        &["sfm", "scene", "-o", "model", "--set", "standard", "--json"],
+    ));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["images"], 8, "{report}");
+    assert!(
+        report["registered_images"].as_u64().unwrap() >= 7,
+        "{report}"
+    );
+    assert!(report["points"].as_u64().unwrap() >= 500, "{report}");
+    assert!(
+        report["mean_reprojection_error"].as_f64().unwrap() < 1.0,
+        "{report}"
+    );
+    assert_eq!(report["set"], "standard", "{report}");
+    for name in ["cameras.txt", "images.txt", "points3D.txt", "points.ply"] {
+        let path = dir.path().join("model").join(name);
+        assert!(std::fs::metadata(&path).unwrap().len() > 0, "{name}");
+    }
+
+    let output = run(&mut recon(dir.path(), &["sfm", "scene", "-o", "model"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("of 8 photos"), "{text}");
+    assert!(text.contains("mean reprojection error"), "{text}");
+}

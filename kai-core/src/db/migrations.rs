@@ -24,11 +24,12 @@ macro_rules! migrations {
 }
 
 /// The SQLite migrations, in the order they apply.
-pub const SQLITE_MIGRATIONS: &[Migration] = migrations!("sqlite": "0001_catalog", "0002_registry");
+pub const SQLITE_MIGRATIONS: &[Migration] =
+    migrations!("sqlite": "0001_catalog", "0002_registry", "0003_recon");
 
 /// The PostgreSQL migrations, in the order they apply.
 pub const POSTGRES_MIGRATIONS: &[Migration] =
-    migrations!("postgres": "0001_catalog", "0002_registry");
+    migrations!("postgres": "0001_catalog", "0002_registry", "0003_recon");
 
 /// An arbitrary constant that identifies kai's migration lock among PostgreSQL's
 /// advisory locks.
@@ -155,7 +156,7 @@ mod tests {
     fn sqlite_migrations_apply_once() {
         let mut connection = rusqlite::Connection::open_in_memory().unwrap();
         let first = apply_sqlite(&mut connection, SQLITE_MIGRATIONS).unwrap();
-        assert_eq!(first, ["0001_catalog", "0002_registry"]);
+        assert_eq!(first, ["0001_catalog", "0002_registry", "0003_recon"]);
         let again = apply_sqlite(&mut connection, SQLITE_MIGRATIONS).unwrap();
         assert!(again.is_empty());
     }

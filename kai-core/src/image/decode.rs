@@ -241,6 +241,17 @@ pub fn open(path: &Path, limits: &ImageLimits) -> Result<RgbImage> {
         .map_err(|err| name_path(err, path))
 }
 
+/// Reads an image file's bytes without decoding them, rejecting a file larger than
+/// `limits.max_encoded_bytes` before reading it.
+///
+/// # Errors
+///
+/// Returns [`Error::Io`] naming the path when the file cannot be opened or read, and
+/// [`Error::InvalidInput`] naming it when the file is over the limit.
+pub fn read_file(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>> {
+    read_bounded(path, limits).map_err(|err| name_path(err, path))
+}
+
 fn read_bounded(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>> {
     let file = File::open(path).map_err(|err| Error::io("cannot open", path, err))?;
     let metadata = file

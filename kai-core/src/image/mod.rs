@@ -9,7 +9,7 @@ mod preprocess;
 mod quality;
 mod resize;
 
-pub use decode::{ImageFormat, ImageInfo, ImageLimits, decode, open, probe};
+pub use decode::{ImageFormat, ImageInfo, ImageLimits, decode, open, probe, read_file};
 
 pub use quality::{QualityIssue, QualityReport, QualityThresholds, assess};
 

@@ -50,7 +50,7 @@ pub use settings::RegistrySettings;
 pub use sqlite::SqliteRegistry;
 pub use storage::{BuildVersion, RegistryStorage};
 pub use suggest::{Evidence, SuggestOptions, SuggestTarget, Suggestion};
-pub use typed::{quality_thresholds, recognize_options};
+pub use typed::{quality_thresholds, recognize_options, sfm_options};
 
 use serde::Serialize;
 
@@ -370,8 +370,9 @@ impl Registry {
     }
 
     /// Returns version `version` of a set (its current version for `None`) as it was
-    /// written. Parameters added to the schema later are absent from it; [`Registry::resolve`]
-    /// fills them with their defaults.
+    /// written. Parameters added to the schema later are absent from it, unless their
+    /// migration filled in the shipped tiers (as `0003_recon` does); [`Registry::resolve`]
+    /// fills the rest with their defaults.
     ///
     /// # Errors
     ///

@@ -1,10 +1,14 @@
-//! Typed views of a set's values: the options that recognition and quality assessment
-//! take, filled from the `recognition.*` and `quality.*` parameters.
+//! Typed views of a set's values: the options that recognition, quality assessment and
+//! reconstruction take, filled from the `recognition.*`, `quality.*` and `recon.*`
+//! parameters.
 
 use super::Values;
 use crate::error::{Error, Result};
 use crate::image::QualityThresholds;
 use crate::recognize::RecognizeOptions;
+use crate::recon::CameraModel;
+use crate::recon::bundle::LossFunction;
+use crate::recon::sfm::SfmOptions;
 
 fn float(values: &Values, name: &str, default: f32) -> Result<f32> {
     match values.get(name) {
@@ -24,6 +28,34 @@ fn whole(values: &Values, name: &str, default: u32) -> Result<u32> {
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| wrong(name, "a whole number from 0 to 4294967295")),
     }
+}
+
+fn double(values: &Values, name: &str, default: f64) -> Result<f64> {
+    match values.get(name) {
+        None => Ok(default),
+        Some(value) => value.as_f64().ok_or_else(|| wrong(name, "a number")),
+    }
+}
+
+fn count(values: &Values, name: &str, default: usize) -> Result<usize> {
+    match values.get(name) {
+        None => Ok(default),
+        Some(value) => value
+            .as_i64()
+            .and_then(|v| usize::try_from(v).ok())
+            .ok_or_else(|| wrong(name, "a whole number of 0 or more")),
+    }
+}
+
+fn flag(values: &Values, name: &str, default: bool) -> Result<bool> {
+    match values.get(name) {
+        None => Ok(default),
+        Some(value) => value.as_bool().ok_or_else(|| wrong(name, "true or false")),
+    }
+}
+
+fn choice<'v>(values: &'v Values, name: &str) -> Option<&'v str> {
+    values.get(name).and_then(|value| value.as_str())
 }
 
 fn wrong(name: &str, expected: &str) -> Error {
@@ -78,6 +110,85 @@ pub fn quality_thresholds(values: &Values) -> Result<QualityThresholds> {
     })
 }
 
+/// Returns structure-from-motion options from a set's `recon.*` values; parameters the set
+/// lacks keep [`SfmOptions::default`]. With `recon.screen_quality` on (the default), photos
+/// are screened with the set's `quality.*` thresholds.
+///
+/// # Errors
+///
+/// Returns [`Error::InvalidInput`] naming a parameter whose value has the wrong type or is
+/// out of range.
+pub fn sfm_options(values: &Values) -> Result<SfmOptions> {
+    let d = SfmOptions::default();
+    let ba_loss = match choice(values, "recon.ba_loss") {
+        None => d.ba_loss,
+        Some("trivial") => LossFunction::Trivial,
+        Some("huber") => LossFunction::Huber,
+        Some("cauchy") => LossFunction::Cauchy,
+        Some(_) => return Err(wrong("recon.ba_loss", "trivial, huber or cauchy")),
+    };
+    let camera_model = match choice(values, "recon.camera_model") {
+        None => d.camera_model,
+        Some("pinhole") => CameraModel::Pinhole,
+        Some("opencv") => CameraModel::OpenCv,
+        Some(_) => return Err(wrong("recon.camera_model", "pinhole or opencv")),
+    };
+    let quality = if flag(values, "recon.screen_quality", true)? {
+        Some(quality_thresholds(values)?)
+    } else {
+        None
+    };
+    let seed = values
+        .get("recon.seed")
+        .map(|value| {
+            value
+                .as_i64()
+                .and_then(|v| u64::try_from(v).ok())
+                .ok_or_else(|| wrong("recon.seed", "a whole number of 0 or more"))
+        })
+        .transpose()?
+        .unwrap_or(d.seed);
+    let options = SfmOptions {
+        max_image_size: whole(values, "recon.max_image_size", d.max_image_size)?,
+        max_features: count(values, "recon.max_features", d.max_features)?,
+        match_ratio: float(values, "recon.match_ratio", d.match_ratio)?,
+        min_pair_inliers: count(values, "recon.min_pair_inliers", d.min_pair_inliers)?,
+        ransac_threshold_px: double(values, "recon.ransac_threshold_px", d.ransac_threshold_px)?,
+        ransac_confidence: double(values, "recon.ransac_confidence", d.ransac_confidence)?,
+        ransac_max_iterations: count(
+            values,
+            "recon.ransac_max_iterations",
+            d.ransac_max_iterations,
+        )?,
+        pnp_threshold_px: double(values, "recon.pnp_threshold_px", d.pnp_threshold_px)?,
+        min_registration_inliers: count(
+            values,
+            "recon.min_registration_inliers",
+            d.min_registration_inliers,
+        )?,
+        min_triangulation_angle: double(
+            values,
+            "recon.min_triangulation_angle",
+            d.min_triangulation_angle,
+        )?,
+        max_reprojection_error: double(
+            values,
+            "recon.max_reprojection_error",
+            d.max_reprojection_error,
+        )?,
+        ba_max_iterations: count(values, "recon.ba_max_iterations", d.ba_max_iterations)?,
+        ba_loss,
+        ba_loss_scale_px: double(values, "recon.ba_loss_scale_px", d.ba_loss_scale_px)?,
+        refine_intrinsics: flag(values, "recon.refine_intrinsics", d.refine_intrinsics)?,
+        local_ba_images: count(values, "recon.local_ba_images", d.local_ba_images)?,
+        camera_model,
+        seed,
+        quality,
+    };
+    options.validate()?;
+    Ok(options)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +216,36 @@ mod tests {
         let values = Values::from([("recognition.top_k".to_owned(), ParamValue::Bool(true))]);
         let err = recognize_options(&values).unwrap_err();
         assert!(err.to_string().contains("recognition.top_k"), "{err}");
+    }
+
+    #[test]
+    fn sfm_options_map_enums_and_reject_bad_values() {
+        let values = Values::from([
+            ("recon.ba_loss".to_owned(), ParamValue::Text("huber".into())),
+            (
+                "recon.camera_model".to_owned(),
+                ParamValue::Text("pinhole".into()),
+            ),
+            ("recon.max_features".to_owned(), ParamValue::Int(6000)),
+            ("recon.screen_quality".to_owned(), ParamValue::Bool(false)),
+        ]);
+        let options = sfm_options(&values).unwrap();
+        assert_eq!(options.ba_loss, LossFunction::Huber);
+        assert_eq!(options.camera_model, CameraModel::Pinhole);
+        assert_eq!(options.max_features, 6000);
+        assert_eq!(options.quality, None);
+        assert_eq!(options.seed, SfmOptions::default().seed);
+        assert!(sfm_options(&Values::new()).unwrap().quality.is_some());
+
+        for (name, value) in [
+            ("recon.ba_loss", ParamValue::Text("tukey".into())),
+            ("recon.max_features", ParamValue::Int(-3)),
+            ("recon.refine_intrinsics", ParamValue::Int(1)),
+            ("recon.seed", ParamValue::Float(0.5)),
+        ] {
+            let values = Values::from([(name.to_owned(), value)]);
+            let err = sfm_options(&values).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
     }
 }

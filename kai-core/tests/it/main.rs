@@ -16,5 +16,6 @@ mod image_quality;
 mod index;
 mod model_folders;
 mod recognize_batch;
+mod recon_sfm;
 mod registry;
 mod text_embedding;

@@ -8,6 +8,8 @@ use std::sync::{Arc, Barrier};
 use kai_core::db::StorageConfig;
 use kai_core::image::QualityThresholds;
 use kai_core::recognize::RecognizeOptions;
+use kai_core::recon::sfm::SfmOptions;
+use kai_core::registry::sfm_options;
 use kai_core::registry::{ParamValue, Registry, RegistrySettings, Schema, Values, WriteOptions};
 use kai_core::{Error, ErrorKind};
 
@@ -159,6 +161,25 @@ fn shipped_sets_match_the_code_defaults(place: &Place) {
     assert_eq!(v.len(), registry.schema().unwrap().parameters.len());
     let premium = registry.get("premium", None, None).unwrap();
     assert!(premium.values["quality.min_sharpness"].as_f64() > v["quality.min_sharpness"].as_f64());
+
+    // The reconstruction parameters of migration 0003: `standard` holds the code's
+    // defaults, the higher tiers detect more features.
+    let sfm = sfm_options(v).unwrap();
+    assert_eq!(
+        SfmOptions {
+            quality: None,
+            ..sfm.clone()
+        },
+        SfmOptions::default()
+    );
+    assert_eq!(sfm.quality, Some(quality));
+    let premium_sfm = sfm_options(&premium.values).unwrap();
+    let enterprise = registry.get("enterprise", None, None).unwrap();
+    let enterprise_sfm = sfm_options(&enterprise.values).unwrap();
+    assert!(premium_sfm.max_features > sfm.max_features);
+    assert!(enterprise_sfm.max_features > premium_sfm.max_features);
+    assert!(enterprise_sfm.ba_max_iterations > sfm.ba_max_iterations);
+    assert_eq!(enterprise.values.len(), v.len());
 }
 
 fn versions_are_immutable_and_kept(place: &Place) {
@@ -534,21 +555,21 @@ fn schema_apply_adds_and_guards_parameters(place: &Place) {
     let registry = place.open(RegistrySettings::default());
     let schema: Schema = serde_json::from_value(serde_json::json!({
         "parameters": {
-            "recon.matcher": {"type": "enum", "allowed": ["exhaustive", "sequential"],
+            "demo.matcher": {"type": "enum", "allowed": ["exhaustive", "sequential"],
                               "default": "exhaustive", "description": "Image pairs to match."},
-            "recon.refine_intrinsics": {"type": "bool", "default": false},
+            "demo.refine_intrinsics": {"type": "bool", "default": false},
         }
     }))
     .unwrap();
     let report = registry.apply_schema(&schema).unwrap();
-    assert_eq!(report.added, ["recon.matcher", "recon.refine_intrinsics"]);
+    assert_eq!(report.added, ["demo.matcher", "demo.refine_intrinsics"]);
     // Versions written before the schema change stay as written; resolving fills the
     // new parameters with their defaults.
     let standard = registry.get("standard", None, None).unwrap();
-    assert!(!standard.values.contains_key("recon.matcher"));
+    assert!(!standard.values.contains_key("demo.matcher"));
     let resolved = registry.resolve(None, &[]).unwrap();
     assert_eq!(
-        resolved.values["recon.matcher"],
+        resolved.values["demo.matcher"],
         ParamValue::Text("exhaustive".into())
     );
     let changed = registry
@@ -556,18 +577,18 @@ fn schema_apply_adds_and_guards_parameters(place: &Place) {
             "standard",
             None,
             &registry
-                .parse_assignments(&["recon.matcher=sequential", "recon.refine_intrinsics=true"])
+                .parse_assignments(&["demo.matcher=sequential", "demo.refine_intrinsics=true"])
                 .unwrap(),
             &WriteOptions::by("a"),
         )
         .unwrap();
     assert_eq!(
-        changed.values["recon.refine_intrinsics"],
+        changed.values["demo.refine_intrinsics"],
         ParamValue::Bool(true)
     );
     // Narrowing a rule that a current set breaks is refused, and nothing changes.
     let narrower: Schema = serde_json::from_value(serde_json::json!({
-        "parameters": {"recon.matcher": {"type": "enum", "allowed": ["exhaustive"],
+        "parameters": {"demo.matcher": {"type": "enum", "allowed": ["exhaustive"],
                                          "default": "exhaustive"}}
     }))
     .unwrap();
@@ -575,10 +596,10 @@ fn schema_apply_adds_and_guards_parameters(place: &Place) {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let message = err.to_string();
     assert!(
-        message.contains("recon.matcher") && message.contains("set `standard`"),
+        message.contains("demo.matcher") && message.contains("set `standard`"),
         "{message}"
     );
-    let spec = &registry.schema().unwrap().parameters["recon.matcher"];
+    let spec = &registry.schema().unwrap().parameters["demo.matcher"];
     assert_eq!(spec.allowed, ["exhaustive", "sequential"]);
     // Applying the same schema again changes nothing.
     let again = registry.apply_schema(&schema).unwrap();
@@ -586,7 +607,7 @@ fn schema_apply_adds_and_guards_parameters(place: &Place) {
     // A changed default does not rewrite history: version 2 keeps its values.
     let before = registry.get("standard", None, Some(2)).unwrap();
     let new_default: Schema = serde_json::from_value(serde_json::json!({
-        "parameters": {"recon.refine_intrinsics": {"type": "bool", "default": true}}
+        "parameters": {"demo.refine_intrinsics": {"type": "bool", "default": true}}
     }))
     .unwrap();
     registry.apply_schema(&new_default).unwrap();
@@ -596,7 +617,7 @@ fn schema_apply_adds_and_guards_parameters(place: &Place) {
             .get("standard", None, Some(1))
             .unwrap()
             .values
-            .contains_key("recon.refine_intrinsics")
+            .contains_key("demo.refine_intrinsics")
     );
 }
 

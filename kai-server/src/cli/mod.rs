@@ -5,6 +5,7 @@ mod embed;
 mod models;
 mod params;
 mod quality;
+mod recon;
 mod store;
 
 use std::io::Write;
@@ -61,6 +62,10 @@ enum Command {
     /// Manage the store itself: copy an embedded store into PostgreSQL.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Reconstruct cameras and a sparse point cloud from photos, and render synthetic
+    /// scenes to test it on.
+    #[command(subcommand)]
+    Recon(recon::ReconCommand),
 }
 
 impl Cli {
@@ -101,6 +106,7 @@ pub fn main() -> ExitCode {
         Command::Heads(command) => catalog::run_heads(&cli, command),
         Command::Params(command) => params::run(&cli, command),
         Command::Store(command) => store::run(&cli, command),
+        Command::Recon(command) => recon::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -104,6 +104,11 @@ pub struct ServerConfig {
     pub ready_timeout: Duration,
     /// How long shutdown waits for in-flight requests (`KAI_SHUTDOWN_TIMEOUT_MS`).
     pub shutdown_timeout: Duration,
+    /// Reconstruction jobs run at once (`KAI_RECON_WORKERS`, default 1). Each job already
+    /// spreads its work over every CPU, so more workers mainly interleave jobs.
+    pub recon_workers: usize,
+    /// Maximum photos per reconstruction job (`KAI_RECON_MAX_IMAGES`, default 200).
+    pub recon_max_images: usize,
 }
 
 impl ServerConfig {
@@ -196,7 +201,14 @@ impl ServerConfig {
             max_body_bytes: positive(&get, "KAI_MAX_BODY_BYTES", 32 << 20)?,
             ready_timeout: millis(&get, "KAI_READY_TIMEOUT_MS", 2_000, false)?,
             shutdown_timeout: millis(&get, "KAI_SHUTDOWN_TIMEOUT_MS", 30_000, false)?,
+            recon_workers: recon_workers(&get)?,
+            recon_max_images: recon_max_images(&get)?,
         })
+    }
+
+    /// Returns the folder of the reconstruction jobs: `recon_jobs` in the store folder.
+    pub fn recon_root(&self) -> PathBuf {
+        self.store.join("recon_jobs")
     }
 
     /// Returns the settings of the catalog this server opens.
@@ -236,6 +248,39 @@ fn model_cache_size(get: &impl Fn(&str) -> Option<String>) -> Result<usize> {
         ));
     }
     Ok(size)
+}
+
+/// Maximum of `KAI_RECON_WORKERS`. Every running job keeps its photos' features in memory
+/// and shares the CPUs with the others, so a larger value is most likely a typo.
+const MAX_RECON_WORKERS: usize = 64;
+
+/// Reads `KAI_RECON_WORKERS` (default 1, at most 64).
+fn recon_workers(get: &impl Fn(&str) -> Option<String>) -> Result<usize> {
+    let workers = positive(get, "KAI_RECON_WORKERS", 1)?;
+    if workers > MAX_RECON_WORKERS {
+        return Err(Error::invalid(
+            "KAI_RECON_WORKERS",
+            format!("must be at most {MAX_RECON_WORKERS}, got {workers}"),
+        ));
+    }
+    Ok(workers)
+}
+
+/// Reads `KAI_RECON_MAX_IMAGES` (default 200, at least the 2 photos of one image pair).
+fn recon_max_images(get: &impl Fn(&str) -> Option<String>) -> Result<usize> {
+    let max_images: usize = parse(
+        get,
+        "KAI_RECON_MAX_IMAGES",
+        kai_core::recon::jobs::DEFAULT_MAX_IMAGES,
+    )?;
+    let min = kai_core::recon::jobs::MIN_IMAGES;
+    if max_images < min {
+        return Err(Error::invalid(
+            "KAI_RECON_MAX_IMAGES",
+            format!("must be at least {min} (one image pair), got {max_images}"),
+        ));
+    }
+    Ok(max_images)
 }
 
 /// Reads `LOG_LEVEL` (default `info`), checking it now so a typo fails the start instead
@@ -350,6 +395,8 @@ mod tests {
         assert_eq!(config.agent_rate.limit, 30);
         assert_eq!(config.agent_rate.window, Duration::from_secs(60));
         assert!(config.jwt_secret.is_none());
+        assert_eq!(config.recon_workers, 1);
+        assert_eq!(config.recon_max_images, 200);
     }
 
     #[test]
@@ -366,6 +413,10 @@ mod tests {
             ("ML_RATE_WINDOW_MS", "0"),
             ("KAI_MAX_BODY_BYTES", "-1"),
             ("LOG_LEVEL", "verbose"),
+            ("KAI_RECON_WORKERS", "0"),
+            ("KAI_RECON_WORKERS", "65"),
+            ("KAI_RECON_MAX_IMAGES", "1"),
+            ("KAI_RECON_MAX_IMAGES", "many"),
         ] {
             let err = config(&[(name, value)]).expect_err(name).to_string();
             assert!(err.contains(name), "{name}: {err}");

@@ -17,6 +17,7 @@ use kai_core::models::{
     CacheEvent, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, LoadedModel, ModelCache,
 };
 use kai_core::recognize::{Recognition, RecognizeOptions};
+use kai_core::recon::jobs::JobQueue;
 use kai_core::registry::Registry;
 use kai_core::{Device, Embeddings, Error, ImageEmbedder, Result, TextEmbedder};
 
@@ -52,6 +53,7 @@ struct Inner {
     models: Arc<ModelCache>,
     batchers: Batchers,
     decodes: DecodeLimit,
+    recon: JobQueue,
     started: Instant,
 }
 
@@ -101,6 +103,8 @@ impl AppState {
         let batchers = Batchers::new(settings, Arc::clone(&catalog));
 
         let decodes = DecodeLimit::new(config.max_concurrent_decodes);
+        let recon = JobQueue::open(&config.recon_root(), config.recon_workers)?
+            .with_max_images(config.recon_max_images)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -110,6 +114,7 @@ impl AppState {
                 models,
                 batchers,
                 decodes,
+                recon,
                 started: Instant::now(),
             }),
         })
@@ -138,6 +143,11 @@ impl AppState {
     /// Returns the cache of loaded models, shared with the catalog.
     pub fn models(&self) -> Arc<ModelCache> {
         Arc::clone(&self.inner.models)
+    }
+
+    /// Returns the queue of reconstruction jobs.
+    pub fn recon(&self) -> &JobQueue {
+        &self.inner.recon
     }
 
     /// Returns the counts of the batches of `kind` run so far.

@@ -10,6 +10,7 @@ at the end check what the SDK does not show: the status codes of rejected reques
 import base64
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 
+import anyio
 import jsonschema
 import pytest
 from mcp import Client
@@ -31,8 +33,10 @@ TOOLS = {
     "assess_image_quality",
     "embed_text",
     "get_parameters",
+    "get_reconstruction_job",
     "recognize_material",
     "search_materials",
+    "submit_reconstruction",
     "suggest_parameters",
 }
 
@@ -95,7 +99,7 @@ async def test_connect_reports_kai(mode: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_lists_six_tools_with_schemas(mode: str) -> None:
+async def test_lists_eight_tools_with_schemas(mode: str) -> None:
     async with Client(URL, mode=mode) as client:
         tools = (await client.list_tools()).tools
         assert {t.name for t in tools} == TOOLS
@@ -208,6 +212,35 @@ async def test_invalid_calls_are_tool_errors(mode: str) -> None:
         # The server still serves requests after the failed calls.
         output = await call(client, "search_materials", {"query": "brick"})
         assert output["results"][0]["materialType"] == "brick"
+
+
+@pytest.mark.anyio
+async def test_reconstruction_job_runs_to_an_end() -> None:
+    # Two photos of different materials: the job may fail for lack of matches, but it
+    # must end with a consistent status either way.
+    names = ["heldout-grey-brick-wall.jpg", "heldout-weathered-plank.jpg"]
+    images = [{"name": name, "data": photo(name)} for name in names]
+    async with Client(URL, mode="auto") as client:
+        job = await call(client, "submit_reconstruction", {"images": images, "set": "standard"})
+        assert job["status"] in {"queued", "running"}
+        assert job["finished_at"] is None
+        deadline = time.monotonic() + 300
+        while job["status"] in {"queued", "running"}:
+            assert time.monotonic() < deadline, f"job {job['id']} did not finish: {job}"
+            await anyio.sleep(0.2)
+            job = await call(client, "get_reconstruction_job", {"id": job["id"]})
+        assert job["finished_at"]
+        if job["status"] == "failed":
+            assert job["error"]["message"]
+            assert job["result"] is None
+        else:
+            assert job["status"] == "succeeded"
+            assert job["result"]["images"] == 2
+            assert "cameras.txt" in job["files"]
+        missing = await tool_error(client, "get_reconstruction_job", {"id": str(uuid.uuid4())})
+        assert "not found" in missing
+        too_few = await tool_error(client, "submit_reconstruction", {"images": images[:1]})
+        assert "at least 2 photos" in too_few
 
 
 @dataclass

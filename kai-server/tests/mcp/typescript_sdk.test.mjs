@@ -23,8 +23,10 @@ const TOOLS = [
   'assess_image_quality',
   'embed_text',
   'get_parameters',
+  'get_reconstruction_job',
   'recognize_material',
   'search_materials',
+  'submit_reconstruction',
   'suggest_parameters',
 ]
 
@@ -102,7 +104,7 @@ for (const [label, sdk] of Object.entries(skip ? {} : sdks())) {
       assert.match(client.getInstructions() ?? '', /recognize_material/)
     })
 
-    test('lists six tools with input and output schemas', async () => {
+    test('lists eight tools with input and output schemas', async () => {
       const { tools } = await client.listTools()
       assert.deepEqual(tools.map((t) => t.name).sort(), TOOLS)
       for (const tool of tools) {
@@ -156,6 +158,18 @@ for (const [label, sdk] of Object.entries(skip ? {} : sdks())) {
       })
       assert.equal(suggestion.metric, 'score')
       assert.ok(suggestion.set.name)
+    })
+
+    test('submits a reconstruction and reads its status', async () => {
+      const names = ['heldout-grey-brick-wall.jpg', 'altered-perforated-steel-sheet.jpg']
+      const images = names.map((name) => ({ name, data: photo(name) }))
+      const job = await call(client, 'submit_reconstruction', { images })
+      assert.ok(['queued', 'running'].includes(job.status), job.status)
+      const read = await call(client, 'get_reconstruction_job', { id: job.id })
+      assert.equal(read.id, job.id)
+      assert.equal(read.created_at, job.created_at)
+      assert.ok(['queued', 'running', 'succeeded', 'failed'].includes(read.status), read.status)
+      assert.match(await toolError(client, 'get_reconstruction_job', { id: 'nope' }), /not found/)
     })
 
     test('returns tool errors for invalid calls and keeps serving', async () => {

@@ -11,3 +11,4 @@ mod models;
 mod openapi;
 mod ops;
 mod parameters;
+mod recon;

@@ -102,7 +102,7 @@ fn modern(method: &str, mut params: Value, extra: &[(&str, &str)]) -> Request<Bo
 }
 
 /// Calls `tool` statelessly and returns the tool result.
-async fn call(app: &Router, tool: &str, arguments: Value) -> Value {
+pub(crate) async fn call(app: &Router, tool: &str, arguments: Value) -> Value {
     let request = modern(
         "tools/call",
         json!({"name": tool, "arguments": arguments}),
@@ -116,14 +116,14 @@ async fn call(app: &Router, tool: &str, arguments: Value) -> Value {
 }
 
 /// Returns the text of a tool result's first content block.
-fn text(result: &Value) -> &str {
+pub(crate) fn text(result: &Value) -> &str {
     result["content"][0]["text"]
         .as_str()
         .unwrap_or_else(|| panic!("no text content: {result}"))
 }
 
 /// Standard base64 with padding, for sending photos.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
@@ -150,7 +150,7 @@ async fn discover_reports_kai_and_both_eras() {
 }
 
 #[tokio::test]
-async fn stateless_tools_list_has_six_tools() {
+async fn stateless_tools_list_has_eight_tools() {
     let Some(server) = common::server(&[]) else {
         return;
     };
@@ -170,15 +170,19 @@ async fn stateless_tools_list_has_six_tools() {
             "assess_image_quality",
             "embed_text",
             "get_parameters",
+            "get_reconstruction_job",
             "recognize_material",
             "search_materials",
+            "submit_reconstruction",
             "suggest_parameters"
         ]
     );
     for tool in tools.as_array().expect("a tool list") {
         assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
         assert_eq!(tool["outputSchema"]["type"], "object", "{tool}");
-        assert_eq!(tool["annotations"]["readOnlyHint"], true, "{tool}");
+        // Only submit_reconstruction changes state: it queues a job.
+        let read_only = tool["name"] != "submit_reconstruction";
+        assert_eq!(tool["annotations"]["readOnlyHint"], read_only, "{tool}");
     }
 }
 

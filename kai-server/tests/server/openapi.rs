@@ -45,6 +45,10 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("/api/parameters/purge", "post"),
     ("/api/parameters/schema", "get"),
     ("/api/parameters/schema", "put"),
+    ("/api/recon/jobs", "get"),
+    ("/api/recon/jobs", "post"),
+    ("/api/recon/jobs/{id}", "get"),
+    ("/api/recon/jobs/{id}/files/{name}", "get"),
 ];
 
 const METHODS: [&str; 8] = [

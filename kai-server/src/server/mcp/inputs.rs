@@ -95,6 +95,37 @@ pub struct SuggestArgs {
     pub higher_is_better: Option<bool>,
 }
 
+/// One photo of `submit_reconstruction`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhotoArg {
+    /// The photo's file name, such as `IMG_0001.jpg`, unique within the job. The model
+    /// names the image by it.
+    pub name: String,
+    /// The photo as base64: JPEG, PNG, WebP, BMP or TIFF.
+    pub data: String,
+}
+
+/// Arguments of `submit_reconstruction`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubmitReconstructionArgs {
+    /// Photos of one object or scene taken from around it with overlap between
+    /// neighbours: at least 2, at most the server's `KAI_RECON_MAX_IMAGES` (default 200).
+    pub images: Vec<PhotoArg>,
+    /// The parameter set whose `recon.*` values configure the reconstruction, such as
+    /// `standard`, `premium` or `enterprise` (default: the server's default set).
+    pub set: Option<String>,
+}
+
+/// Arguments of `get_reconstruction_job`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetReconstructionJobArgs {
+    /// The job id that `submit_reconstruction` returned.
+    pub id: String,
+}
+
 fn thresholds_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     super::schemas::nullable_input_schema::<QualityThresholds>()
 }

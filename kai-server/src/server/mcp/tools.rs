@@ -1,4 +1,4 @@
-//! The six tools. Each parses its arguments, calls the same [`AppState`] methods as the
+//! The eight tools. Each parses its arguments, calls the same [`AppState`] methods as the
 //! REST routes, and returns the output as structured content plus the same JSON as text.
 //! A failure of any kind is a tool result with `isError` and the error's message, so an
 //! agent can read what to change. Protocol errors, such as an unknown tool, are rmcp's.
@@ -10,6 +10,8 @@ use kai_core::Error;
 use kai_core::catalog::{MaterialFilter, SearchQuery, SearchResults};
 use kai_core::image::QualityReport;
 use kai_core::recognize::{Recognition, RecognizeOptions};
+use kai_core::recon::jobs::ReconJob;
+use kai_core::recon::sfm::SfmInput;
 use kai_core::registry::{ParameterSet, SuggestOptions, SuggestTarget, Suggestion};
 use rmcp::model::{CallToolResult, ContentBlock, Extensions, JsonObject};
 use rmcp::{tool, tool_router};
@@ -19,13 +21,14 @@ use super::KaiMcp;
 use super::arguments::{input_schema, parse};
 use super::base64;
 use super::inputs::{
-    EmbedTextArgs, GetParametersArgs, MAX_TEXTS, QualityArgs, RecognizeArgs, SearchArgs,
-    SuggestArgs,
+    EmbedTextArgs, GetParametersArgs, GetReconstructionJobArgs, MAX_TEXTS, QualityArgs,
+    RecognizeArgs, SearchArgs, SubmitReconstructionArgs, SuggestArgs,
 };
 use super::outputs::EmbeddingsOutput;
 use super::schemas::output_schema;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::ops::request_id::REQUEST_ID;
+use crate::server::routes::recon::options_of_set;
 use crate::server::state::blocking;
 
 /// Results `search_materials` returns when `topK` is absent, as `kai search` does.
@@ -120,6 +123,50 @@ impl KaiMcp {
         extensions: Extensions,
     ) -> CallToolResult {
         finish("suggest_parameters", &extensions, self.suggest(arguments)).await
+    }
+
+    /// Starts a reconstruction of an object from photos taken around it (structure from
+    /// motion): the cameras' poses and intrinsics and a sparse 3D point cloud. Returns the
+    /// queued job at once; poll it with `get_reconstruction_job` until `status` is
+    /// `succeeded` or `failed`.
+    #[tool(
+        input_schema = input_schema::<SubmitReconstructionArgs>(),
+        output_schema = output_schema::<ReconJob>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn submit_reconstruction(
+        &self,
+        arguments: JsonObject,
+        extensions: Extensions,
+    ) -> CallToolResult {
+        finish(
+            "submit_reconstruction",
+            &extensions,
+            self.submit_reconstruction_job(arguments),
+        )
+        .await
+    }
+
+    /// Returns a reconstruction job: `status` (queued, running, succeeded, failed), the
+    /// running `stage`, `progress` from 0 to 1, and once it finished either `result`
+    /// (registered photos, points, mean reprojection error, photos left out and why) or
+    /// `error`. The model files are downloaded from `/api/recon/jobs/{id}/files/{name}`.
+    #[tool(
+        input_schema = input_schema::<GetReconstructionJobArgs>(),
+        output_schema = output_schema::<ReconJob>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_reconstruction_job(
+        &self,
+        arguments: JsonObject,
+        extensions: Extensions,
+    ) -> CallToolResult {
+        finish(
+            "get_reconstruction_job",
+            &extensions,
+            self.reconstruction_job(arguments),
+        )
+        .await
     }
 }
 
@@ -236,6 +283,40 @@ impl KaiMcp {
             registry.suggest(&state.catalog(), &target, &options)
         })
         .await
+    }
+
+    async fn submit_reconstruction_job(&self, arguments: JsonObject) -> ApiResult<ReconJob> {
+        let args: SubmitReconstructionArgs = parse(arguments)?;
+        let max_images = self.state.recon().max_images();
+        if args.images.len() > max_images {
+            return Err(Error::invalid(
+                "images",
+                format!(
+                    "has {} photos, above the limit of {max_images} per job \
+                     (KAI_RECON_MAX_IMAGES); send fewer photos",
+                    args.images.len()
+                ),
+            )
+            .into());
+        }
+        let options = options_of_set(&self.state, args.set).await?;
+        let limits = *self.state.image_limits();
+        let queue = self.state.recon().clone();
+        blocking(move || {
+            let mut inputs = Vec::with_capacity(args.images.len());
+            for (index, photo) in args.images.into_iter().enumerate() {
+                let name = format!("images[{index}].data");
+                let bytes = base64::decode(&name, &photo.data, limits.max_encoded_bytes)?;
+                inputs.push(SfmInput::from_bytes(photo.name, bytes));
+            }
+            queue.submit(inputs, options, limits)
+        })
+        .await
+    }
+
+    async fn reconstruction_job(&self, arguments: JsonObject) -> ApiResult<ReconJob> {
+        let args: GetReconstructionJobArgs = parse(arguments)?;
+        Ok(self.state.recon().get(&args.id)?)
     }
 
     /// Decodes a base64 image argument on the blocking pool, bounded by

@@ -10,7 +10,9 @@ pub enum RouteClass {
     Open,
     /// Routes that run a model or load one: `/api/classify-texture`, `/api/recognize`,
     /// `/api/embed/*`, `/api/quality`, `/api/materials/search` and
-    /// `/api/models/{name}/load` (`ML_RATE_LIMIT`).
+    /// `/api/models/{name}/load`, and `/api/recon/jobs`, whose POST starts a
+    /// reconstruction (`ML_RATE_LIMIT`). Polling a job (`/api/recon/jobs/{id}`) is a
+    /// default route.
     Ml,
     /// The Model Context Protocol endpoint `/mcp` (`AGENT_RATE_LIMIT`).
     Agent,
@@ -63,6 +65,9 @@ fn is_model_route(segments: &[&str]) -> bool {
         ["embed", kind] => !kind.is_empty(),
         ["materials", "search"] => true,
         ["models", name, "load"] => !name.is_empty(),
+        // The class follows the path alone, so listing the jobs shares the budget of
+        // submitting one.
+        ["recon", "jobs"] => true,
         _ => false,
     }
 }
@@ -89,6 +94,15 @@ mod tests {
             ("/api/quality", RouteClass::Ml),
             ("/api/materials/search", RouteClass::Ml),
             ("/api/models/all-minilm-l6-v2/load", RouteClass::Ml),
+            ("/api/recon/jobs", RouteClass::Ml),
+            (
+                "/api/recon/jobs/1b4e28ba-2fa1-4d3b-a3f5-ef19b5a7633b",
+                RouteClass::Default,
+            ),
+            (
+                "/api/recon/jobs/1b4e28ba-2fa1-4d3b-a3f5-ef19b5a7633b/files/points.ply",
+                RouteClass::Default,
+            ),
             ("/api/models/all-minilm-l6-v2/unload", RouteClass::Default),
             ("/api/models", RouteClass::Default),
             ("/api/materials", RouteClass::Default),

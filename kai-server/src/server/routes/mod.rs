@@ -9,6 +9,7 @@ pub mod infer;
 pub mod materials;
 pub mod models;
 pub mod parameters;
+pub mod recon;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -24,4 +25,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(catalog::router())
         .merge(parameters::router())
         .merge(models::router())
+        .merge(recon::router())
 }

@@ -1,0 +1,158 @@
+//! Screening: decoding each photo under the image limits, reading its focal length from
+//! EXIF, checking its quality, and downscaling it to the size features are detected at.
+//! A photo that fails any step is left out with the reason instead of failing the run.
+
+use std::sync::Mutex;
+
+use image::RgbImage;
+use image::imageops::FilterType;
+use rayon::prelude::*;
+
+use super::input::{ImageSource, SfmInput};
+use super::options::SfmOptions;
+use crate::error::Result;
+use crate::image::ImageLimits;
+use crate::recon::exif;
+use crate::recon::progress::{Progress, ProgressFn, Stage};
+use crate::recon::reconstruction::UnregisteredImage;
+
+/// A photo that passed screening, kept at the resolution features are detected at.
+#[derive(Debug, Clone)]
+pub(crate) struct ScreenedImage {
+    /// Name of the photo.
+    pub name: String,
+    /// Index into the caller's inputs.
+    pub input: usize,
+    /// Width of the decoded photo in pixels, after the EXIF orientation.
+    pub width: u32,
+    /// Height of the decoded photo in pixels, after the EXIF orientation.
+    pub height: u32,
+    /// Focal length in pixels of the original photo, from EXIF.
+    pub focal_px: Option<f64>,
+    /// The photo downscaled so its longer side is at most `max_image_size`.
+    pub working: RgbImage,
+}
+
+/// The result of screening one input.
+enum Screened {
+    Passed(ScreenedImage),
+    Rejected(usize, UnregisteredImage),
+}
+
+/// Screens every input in parallel. Returns the photos that passed, in input order, and
+/// the ones left out with their input index and reason.
+pub(crate) fn screen(
+    inputs: &[SfmInput],
+    options: &SfmOptions,
+    limits: &ImageLimits,
+    progress: ProgressFn,
+) -> (Vec<ScreenedImage>, Vec<(usize, UnregisteredImage)>) {
+    let done = Mutex::new(0usize);
+    let total = inputs.len();
+    progress(Progress {
+        stage: Stage::Screening,
+        done: 0,
+        total,
+    });
+    let results: Vec<Screened> = inputs
+        .par_iter()
+        .enumerate()
+        .map(|(index, input)| {
+            let result = match screen_one(index, input, options, limits) {
+                Ok(image) => image,
+                Err(err) => Screened::Rejected(
+                    index,
+                    UnregisteredImage {
+                        name: input.name.clone(),
+                        reason: format!("cannot be decoded: {err}"),
+                    },
+                ),
+            };
+            // The lock keeps the reported counts increasing across threads.
+            let mut done = done.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            *done += 1;
+            progress(Progress {
+                stage: Stage::Screening,
+                done: *done,
+                total,
+            });
+            result
+        })
+        .collect();
+
+    let mut passed = Vec::new();
+    let mut rejected = Vec::new();
+    for result in results {
+        match result {
+            Screened::Passed(image) => passed.push(image),
+            Screened::Rejected(index, image) => rejected.push((index, image)),
+        }
+    }
+    (passed, rejected)
+}
+
+fn screen_one(
+    index: usize,
+    input: &SfmInput,
+    options: &SfmOptions,
+    limits: &ImageLimits,
+) -> Result<Screened> {
+    let bytes = match &input.source {
+        ImageSource::Path(path) => crate::image::read_file(path, limits)?,
+        ImageSource::Bytes(bytes) => bytes.clone(),
+    };
+    let photo = crate::image::decode(&bytes, limits)?;
+    let (width, height) = photo.dimensions();
+    if let Some(thresholds) = &options.quality {
+        let report = crate::image::assess(&photo, thresholds)?;
+        if !report.passed {
+            let reasons: Vec<&str> = report.reasons.iter().map(|r| r.as_str()).collect();
+            return Ok(Screened::Rejected(
+                index,
+                UnregisteredImage {
+                    name: input.name.clone(),
+                    reason: format!("failed quality screening: {}", reasons.join(", ")),
+                },
+            ));
+        }
+    }
+    let focal_px = exif::focal_length_from_bytes(&bytes, width, height).map(|focal| focal.pixels);
+    drop(bytes);
+    let working = downscale(photo, options.max_image_size);
+    Ok(Screened::Passed(ScreenedImage {
+        name: input.name.clone(),
+        input: index,
+        width,
+        height,
+        focal_px,
+        working,
+    }))
+}
+
+/// Scales `photo` down so its longer side is at most `max_side`, averaging over each
+/// output pixel's footprint (a triangle filter widened by the scale factor).
+fn downscale(photo: RgbImage, max_side: u32) -> RgbImage {
+    let (width, height) = photo.dimensions();
+    let longer = width.max(height);
+    if longer <= max_side {
+        return photo;
+    }
+    let factor = f64::from(max_side) / f64::from(longer);
+    let new_width = ((f64::from(width) * factor).round() as u32).max(1);
+    let new_height = ((f64::from(height) * factor).round() as u32).max(1);
+    image::imageops::resize(&photo, new_width, new_height, FilterType::Triangle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downscale_caps_longer_side() {
+        let photo = RgbImage::new(400, 300);
+        let small = downscale(photo, 200);
+        assert_eq!(small.dimensions(), (200, 150));
+        let kept = downscale(RgbImage::new(100, 50), 200);
+        assert_eq!(kept.dimensions(), (100, 50));
+    }
+}
