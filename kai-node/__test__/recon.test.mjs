@@ -129,9 +129,9 @@ describe('Kai reconstruction', () => {
     })
     const { summary } = result
     assert.equal(summary.images, SCENE_IMAGES)
-    assert.ok(summary.registered_images >= MIN_REGISTERED, JSON.stringify(summary.unregistered))
-    assert.ok(summary.mean_reprojection_error < MAX_MEAN_REPROJECTION_ERROR_PX, `${summary.mean_reprojection_error} px`)
-    assert.equal(result.images.length, summary.registered_images)
+    assert.ok(summary.registeredImages >= MIN_REGISTERED, JSON.stringify(summary.unregistered))
+    assert.ok(summary.meanReprojectionError < MAX_MEAN_REPROJECTION_ERROR_PX, `${summary.meanReprojectionError} px`)
+    assert.equal(result.images.length, summary.registeredImages)
     assert.equal(result.points.xyz.length, 3 * summary.points)
     assert.equal(result.points.rgb.length, 3 * summary.points)
     assert.equal(result.points.error.length, summary.points)
@@ -167,7 +167,7 @@ describe('Kai reconstruction', () => {
     const names = [...result.images.map((i) => i.name), ...result.summary.unregistered.map((u) => u.name)]
     const expected = photos.map((_, index) => `image-${index + 1}`)
     assert.deepEqual(names.sort(), expected.sort())
-    assert.ok(result.summary.registered_images >= MIN_REGISTERED, JSON.stringify(result.summary.unregistered))
+    assert.ok(result.summary.registeredImages >= MIN_REGISTERED, JSON.stringify(result.summary.unregistered))
     assert.deepEqual(result.files, [])
   })
 
@@ -217,9 +217,9 @@ describe('Kai reconstruction', () => {
     }
     assert.equal(finished.status, 'succeeded', JSON.stringify(finished.error))
     assert.equal(finished.progress, 1)
-    assert.ok(finished.result.registered_images >= MIN_REGISTERED, JSON.stringify(finished.result.unregistered))
+    assert.ok(finished.result.registeredImages >= MIN_REGISTERED, JSON.stringify(finished.result.unregistered))
     assert.deepEqual(finished.files, OUTPUT_FILES)
-    assert.equal(typeof finished.finished_at, 'string')
+    assert.equal(typeof finished.finishedAt, 'string')
     for (const file of OUTPUT_FILES) {
       assert.ok(existsSync(join(folder, 'store', 'recon_jobs', job.id, file)), file)
     }

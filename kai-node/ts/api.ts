@@ -613,15 +613,15 @@ export interface ReconstructionSummary {
   /** Photos given to the reconstruction. */
   images: number
   /** Photos with an estimated pose. */
-  registered_images: number
+  registeredImages: number
   /** Triangulated 3D points. */
   points: number
   /** Observations over all points. */
   observations: number
   /** Mean observations per point. */
-  mean_track_length: number
+  meanTrackLength: number
   /** Mean reprojection error over all observations, in pixels. */
-  mean_reprojection_error: number
+  meanReprojectionError: number
   /** Photos left out, with the reason for each. */
   unregistered: UnregisteredImage[]
 }
@@ -734,9 +734,9 @@ export interface ReconJob {
   /** Output files of a succeeded job: cameras.txt, images.txt, points3D.txt, points.ply. */
   files: string[]
   /** Submission time, RFC 3339 in UTC. */
-  created_at: string
+  createdAt: string
   /** End time, RFC 3339 in UTC; null while the job waits or runs. */
-  finished_at: string | null
+  finishedAt: string | null
 }
 
 /** The options of `submitReconstruction`. */

@@ -306,6 +306,7 @@ fn reconstruct(
         callback: progress,
         last: Mutex::new(0.0),
     };
+    // NOTE: the core has no cancellation, so Ctrl-C is only seen after the run ends.
     let inner = detached(py, || {
         let limits = ImageLimits::from_env()?;
         let inputs = photos.into_inputs()?;

@@ -1181,6 +1181,23 @@ fn recon_sfm_empty_folder_exits_2() {
 }
 
 #[test]
+fn recon_sfm_output_file_fails_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("photos")).unwrap();
+    // Two undecodable photos: were the run to start, it would fail on them instead.
+    std::fs::write(dir.path().join("photos/a.png"), "not a photo").unwrap();
+    std::fs::write(dir.path().join("photos/b.png"), "not a photo").unwrap();
+    std::fs::write(dir.path().join("model"), "a file").unwrap();
+    let output = run(&mut recon(dir.path(), &["sfm", "photos", "-o", "model"]));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("model is a file, not a folder"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn recon_sfm_unknown_set_exits_3() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("photos")).unwrap();
@@ -1214,6 +1231,27 @@ fn recon_synth_rejects_bad_sizes() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("width"), "{}", stderr(&output));
     assert!(!dir.path().join("scene").exists());
+
+    let output = run(&mut recon(
+        dir.path(),
+        &["synth", "huge", "--width", "9000", "--height", "9000"],
+    ));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("KAI_MAX_IMAGE_PIXELS"),
+        "{}",
+        stderr(&output)
+    );
+
+    std::fs::create_dir(dir.path().join("used")).unwrap();
+    std::fs::write(dir.path().join("used/image_000.png"), "old").unwrap();
+    let output = run(&mut recon(dir.path(), &["synth", "used", "--images", "2"]));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not empty"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -1253,12 +1291,12 @@ fn recon_synth_scene_reconstructs() {
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["images"], 8, "{report}");
     assert!(
-        report["registered_images"].as_u64().unwrap() >= 7,
+        report["registeredImages"].as_u64().unwrap() >= 7,
         "{report}"
     );
     assert!(report["points"].as_u64().unwrap() >= 500, "{report}");
     assert!(
-        report["mean_reprojection_error"].as_f64().unwrap() < 1.0,
+        report["meanReprojectionError"].as_f64().unwrap() < 1.0,
         "{report}"
     );
     assert_eq!(report["set"], "standard", "{report}");
@@ -1272,4 +1310,31 @@ fn recon_synth_scene_reconstructs() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("of 8 photos"), "{text}");
     assert!(text.contains("mean reprojection error"), "{text}");
+}
+
+#[test]
+fn server_help_and_unknown_arguments() {
+    let server = env!("CARGO_BIN_EXE_kai-server");
+    let help = Command::new(server).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("Usage: kai-server"), "{text}");
+    assert!(text.contains("KAI_DATA_DIR"), "{text}");
+
+    let version = Command::new(server).arg("--version").output().unwrap();
+    assert!(version.status.success());
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("kai-server "));
+
+    // An unknown argument such as a mistaken `--store` must not start a server on the
+    // default store.
+    let wrong = Command::new(server)
+        .args(["--store", "elsewhere"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        message.contains("unexpected argument `--store`"),
+        "{message}"
+    );
 }

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,11 @@ PhotoLike = Union[str, "os.PathLike[str]", bytes]
 """A photo: a path or encoded bytes (JPEG, PNG, WebP, BMP, TIFF)."""
 
 
+def _snake_case_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Returns `data` with the core's camelCase JSON keys turned into attribute names."""
+    return {re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower(): value for key, value in data.items()}
+
+
 @dataclass(frozen=True)
 class UnregisteredImage:
     """A photo that the reconstruction left out, with the reason."""
@@ -84,7 +90,7 @@ class ReconstructionSummary:
 
     @classmethod
     def _from_json(cls, data: dict[str, Any]) -> ReconstructionSummary:
-        fields = dict(data)
+        fields = _snake_case_keys(data)
         fields["unregistered"] = tuple(
             UnregisteredImage(**item) for item in fields["unregistered"]
         )
@@ -388,7 +394,7 @@ class ReconJob:
 
     @classmethod
     def _from_json(cls, data: dict[str, Any]) -> ReconJob:
-        fields = dict(data)
+        fields = _snake_case_keys(data)
         if fields["error"] is not None:
             fields["error"] = JobError(**fields["error"])
         if fields["result"] is not None:

@@ -320,6 +320,8 @@ def test_reconstruct_rejects_bad_photos(tmp_path):
     (tmp_path / "notes.txt").write_text("no photos here")
     with pytest.raises(kai.InvalidInputError, match="contains no photo"):
         recon.reconstruct(tmp_path)
+    with pytest.raises(kai.NotFoundError, match="photo folder"):
+        recon.reconstruct(tmp_path / "no-such-folder")
 
 
 def test_reconstruct_names_unusable_photos(tmp_path):

@@ -102,6 +102,7 @@ impl JobStatus {
 
 /// The error that failed a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobError {
     /// The stable code of the error's kind, such as `KAI_INVALID_INPUT` (see
@@ -122,6 +123,7 @@ impl JobError {
 
 /// A reconstruction job: its status, progress and, once it finished, its outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconJob {
     /// The job's id, a UUID in lower-case hyphenated form.
@@ -981,7 +983,7 @@ mod tests {
     }
 
     #[test]
-    fn job_json_uses_snake_case_and_nulls() {
+    fn job_json_uses_camel_case_and_nulls() {
         let job = ReconJob {
             id: "x".into(),
             status: JobStatus::Succeeded,
@@ -997,7 +999,8 @@ mod tests {
         assert_eq!(value["status"], "succeeded");
         assert_eq!(value["stage"], "refinement");
         assert!(value["error"].is_null());
-        assert!(value["finished_at"].is_null());
+        assert!(value["finishedAt"].is_null());
+        assert!(value["createdAt"].is_string());
         assert!(value.as_object().expect("object").contains_key("result"));
     }
 

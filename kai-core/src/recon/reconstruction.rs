@@ -46,6 +46,7 @@ pub struct RegisteredImage {
 
 /// A photo the reconstruction left out, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnregisteredImage {
     /// File name of the photo.
@@ -70,6 +71,7 @@ pub struct Reconstruction {
 
 /// Counts and errors that describe a reconstruction, in the shape every surface reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconstructionSummary {
     /// Photos given to the reconstruction.

@@ -239,6 +239,23 @@ fn sfm_textureless_names_features() {
 }
 
 #[test]
+fn sfm_copies_of_one_photo_name_the_still_camera() {
+    let scene = SyntheticScene::generate(&SceneOptions {
+        images: 2,
+        ..SceneOptions::default()
+    })
+    .unwrap();
+    let photo = png_bytes(&scene.images[0]);
+    let copies: Vec<SfmInput> = (0..4)
+        .map(|index| SfmInput::from_bytes(format!("copy_{index}.png"), photo.clone()))
+        .collect();
+    let err = expect_error(run(&copies, &SfmOptions::default()));
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let message = err.to_string();
+    assert!(message.contains("show the same view"), "{message}");
+}
+
+#[test]
 fn sfm_reports_corrupt_and_blurry_photos() {
     let scene = SyntheticScene::generate(&SceneOptions {
         images: 12,

@@ -39,7 +39,7 @@ describe('reconstruction jobs', { skip }, () => {
     assert.equal(job.status, 'queued')
     assert.equal(job.error, null)
     assert.equal(job.result, null)
-    assert.equal(job.finished_at, null)
+    assert.equal(job.finishedAt, null)
 
     const finished = await kai.waitForReconstruction(job.id, { intervalMs: 100, timeoutMs: 600_000 })
     assert.equal(finished.status, 'succeeded', JSON.stringify(finished.error))
@@ -47,8 +47,8 @@ describe('reconstruction jobs', { skip }, () => {
     assert.deepEqual(finished.files, OUTPUT_FILES)
     const summary = finished.result
     assert.equal(summary.images, SCENE.images)
-    assert.ok(summary.registered_images >= MIN_REGISTERED, JSON.stringify(summary.unregistered))
-    assert.ok(summary.mean_reprojection_error < 1, `${summary.mean_reprojection_error} px`)
+    assert.ok(summary.registeredImages >= MIN_REGISTERED, JSON.stringify(summary.unregistered))
+    assert.ok(summary.meanReprojectionError < 1, `${summary.meanReprojectionError} px`)
 
     // The upload keeps the file names, which name the photos in the model.
     const images = new TextDecoder().decode(await kai.reconstructionFile(job.id, 'images.txt'))
@@ -77,7 +77,7 @@ describe('reconstruction jobs', { skip }, () => {
       .map((line) => line.trim().split(/\s+/))
       .filter((fields) => fields.length === 10 && !fields[0].startsWith('#'))
       .map((fields) => fields[9])
-    assert.equal(names.length, finished.result.registered_images)
+    assert.equal(names.length, finished.result.registeredImages)
     for (const name of names) {
       assert.match(name, /^image-([1-9]|1[0-6])$/)
     }

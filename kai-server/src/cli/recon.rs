@@ -109,6 +109,21 @@ pub fn run(command: &ReconCommand) -> Result<(), Error> {
     }
 }
 
+/// Creates the output folder, or fails naming the path when it is a file or cannot be
+/// created.
+fn prepare_output(output: &std::path::Path) -> Result<(), Error> {
+    if output.exists() && !output.is_dir() {
+        return Err(Error::invalid(
+            "output",
+            format!(
+                "{} is a file, not a folder; give a folder for the model files",
+                output.display()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(output).map_err(|err| Error::io("cannot create folder", output, err))
+}
+
 fn run_sfm(args: &SfmArgs) -> Result<(), Error> {
     let (set, version, options) = resolve_options(&args.store, args.set.as_deref())?;
     let limits = ImageLimits::from_env()?;
@@ -120,6 +135,9 @@ fn run_sfm(args: &SfmArgs) -> Result<(), Error> {
         });
     }
     let inputs = inputs_from_dir(&args.photos)?;
+    // The output folder is made before the run, so a bad `-o` fails in a second rather
+    // than after minutes of reconstruction.
+    prepare_output(&args.output)?;
 
     let bar = progress_bar();
     let handle = bar.clone();
@@ -136,8 +154,6 @@ fn run_sfm(args: &SfmArgs) -> Result<(), Error> {
     bar.finish_and_clear();
     let reconstruction = reconstruction?;
 
-    std::fs::create_dir_all(&args.output)
-        .map_err(|err| Error::io("cannot create folder", &args.output, err))?;
     let files = write_outputs(&reconstruction, &args.output)?;
     let summary = reconstruction.summary();
     if args.json {
@@ -230,6 +246,19 @@ fn run_synth(args: &SynthArgs) -> Result<(), Error> {
     let spinner = ProgressBar::new_spinner();
     spinner.set_message(format!("rendering {} photos", options.images));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    check_synth_output(&args.output)?;
+    let limits = ImageLimits::from_env()?;
+    let pixels = u64::from(options.width) * u64::from(options.height);
+    if pixels > limits.max_pixels {
+        return Err(Error::invalid(
+            "size",
+            format!(
+                "{}x{} is {pixels} pixels, over the limit of {} that `kai recon sfm` reads \
+                 (KAI_MAX_IMAGE_PIXELS)",
+                options.width, options.height, limits.max_pixels
+            ),
+        ));
+    }
     let scene = SyntheticScene::generate(&options);
     spinner.finish_and_clear();
     let scene = scene?;
@@ -238,13 +267,38 @@ fn run_synth(args: &SynthArgs) -> Result<(), Error> {
     let truth_dir = args.output.join(GROUND_TRUTH_DIR);
     write_ground_truth(&scene, &truth_dir)?;
     emit(format_args!(
-        "wrote {} photos of {}x{} to {} and the ground-truth model to {}",
+        "wrote {} photo(s) of {}x{} to {} and the ground-truth model to {}",
         photos.len(),
         options.width,
         options.height,
         args.output.display(),
         truth_dir.display()
     ))
+}
+
+/// Rejects an output folder that already contains files, so photos of an earlier scene
+/// cannot mix with the new ones.
+fn check_synth_output(output: &Path) -> Result<(), Error> {
+    if output.exists() && !output.is_dir() {
+        return Err(Error::invalid(
+            "output",
+            format!("{} is a file, not a folder", output.display()),
+        ));
+    }
+    let occupied = std::fs::read_dir(output)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    if occupied {
+        return Err(Error::invalid(
+            "output",
+            format!(
+                "{} is not empty; give a new or empty folder so photos of another scene do \
+                 not mix with these",
+                output.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn write_ground_truth(scene: &SyntheticScene, dir: &Path) -> Result<(), Error> {

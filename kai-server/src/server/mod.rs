@@ -32,8 +32,48 @@ pub fn router(state: AppState) -> Router {
     ops::layers(app, &state).with_state(state)
 }
 
+/// Text `kai-server --help` prints: the server takes its settings from the environment.
+const USAGE: &str = "\
+kai-server: the kai REST API and Model Context Protocol server
+
+Usage: kai-server [--help | --version]
+
+Every setting comes from environment variables, so the same image runs unchanged in a
+container: KAI_BIND_ADDRESS and MCP_SERVER_PORT (default 0.0.0.0 and 8000),
+KAI_DATA_DIR (the store folder, default ./kai-data), KAI_DATABASE_URL (PostgreSQL),
+MODEL_DIR, LOG_LEVEL, JWT_SECRET and the others listed in the README's Configuration
+section. The server stops on SIGTERM or
+Ctrl-C after finishing the requests in flight.
+";
+
+/// Handles the command-line arguments: `Some(exit code)` when the process should exit
+/// without serving (help, version or an unknown argument), `None` to start the server.
+fn command_line(mut args: impl Iterator<Item = String>) -> Option<ExitCode> {
+    let first = args.next()?;
+    match first.as_str() {
+        "-h" | "--help" => {
+            print!("{USAGE}");
+            Some(ExitCode::SUCCESS)
+        }
+        "-V" | "--version" => {
+            println!("kai-server {}", env!("CARGO_PKG_VERSION"));
+            Some(ExitCode::SUCCESS)
+        }
+        other => {
+            eprintln!(
+                "error: unexpected argument `{other}`; kai-server takes its settings from \
+                 environment variables (see `kai-server --help`)"
+            );
+            Some(ExitCode::from(2))
+        }
+    }
+}
+
 /// Reads the configuration, opens the state and serves until SIGTERM or Ctrl-C.
 pub fn main() -> ExitCode {
+    if let Some(code) = command_line(std::env::args().skip(1)) {
+        return code;
+    }
     let config = match ServerConfig::from_env() {
         Ok(config) => config,
         Err(err) => {

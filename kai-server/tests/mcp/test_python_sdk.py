@@ -223,13 +223,13 @@ async def test_reconstruction_job_runs_to_an_end() -> None:
     async with Client(URL, mode="auto") as client:
         job = await call(client, "submit_reconstruction", {"images": images, "set": "standard"})
         assert job["status"] in {"queued", "running"}
-        assert job["finished_at"] is None
+        assert job["finishedAt"] is None
         deadline = time.monotonic() + 300
         while job["status"] in {"queued", "running"}:
             assert time.monotonic() < deadline, f"job {job['id']} did not finish: {job}"
             await anyio.sleep(0.2)
             job = await call(client, "get_reconstruction_job", {"id": job["id"]})
-        assert job["finished_at"]
+        assert job["finishedAt"]
         if job["status"] == "failed":
             assert job["error"]["message"]
             assert job["result"] is None

@@ -167,7 +167,7 @@ for (const [label, sdk] of Object.entries(skip ? {} : sdks())) {
       assert.ok(['queued', 'running'].includes(job.status), job.status)
       const read = await call(client, 'get_reconstruction_job', { id: job.id })
       assert.equal(read.id, job.id)
-      assert.equal(read.created_at, job.created_at)
+      assert.equal(read.createdAt, job.createdAt)
       assert.ok(['queued', 'running', 'succeeded', 'failed'].includes(read.status), read.status)
       assert.match(await toolError(client, 'get_reconstruction_job', { id: 'nope' }), /not found/)
     })

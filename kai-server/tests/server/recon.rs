@@ -218,18 +218,16 @@ async fn synthetic_scene_reconstructs_and_downloads() {
         job["status"] == "queued" || job["status"] == "running",
         "{job}"
     );
-    assert!(job["created_at"].is_string(), "{job}");
+    assert!(job["createdAt"].is_string(), "{job}");
 
     let job = wait_until_finished(&server.app, &id).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["progress"], 1.0, "{job}");
     let result = &job["result"];
     assert_eq!(result["images"], 8, "{job}");
-    let registered = result["registered_images"].as_u64().expect("a count");
+    let registered = result["registeredImages"].as_u64().expect("a count");
     assert!(registered >= 7, "{job}");
-    let error = result["mean_reprojection_error"]
-        .as_f64()
-        .expect("a number");
+    let error = result["meanReprojectionError"].as_f64().expect("a number");
     assert!(error < 1.0, "{job}");
     assert_eq!(
         job["files"],

@@ -59,6 +59,13 @@ impl SfmInput {
 /// [`Error::Io`] when `dir` cannot be read, and [`Error::InvalidInput`] naming `dir` when
 /// it contains no photo.
 pub fn inputs_from_dir(dir: &Path) -> Result<Vec<SfmInput>> {
+    if !dir.is_dir() {
+        return Err(Error::NotFound {
+            what: "photo folder",
+            name: dir.display().to_string(),
+            hint: String::new(),
+        });
+    }
     let entries =
         std::fs::read_dir(dir).map_err(|err| Error::io("cannot read folder", dir, err))?;
     let mut paths = Vec::new();

@@ -329,6 +329,25 @@ fn too_few_usable(total: usize, usable: usize, dropped: &[(usize, UnregisteredIm
     )
 }
 
+/// Median keypoint displacement, in pixels, below which two photos count as the same view.
+const SAME_VIEW_DISPLACEMENT_PX: f64 = 1.0;
+
+/// The median distance between the matched keypoints of a pair, in pixels.
+fn median_displacement(features: &[ImageFeatures], pair: &matching::PairMatches) -> Option<f64> {
+    let mut moved: Vec<f64> = pair
+        .matches
+        .iter()
+        .map(|&(a, b)| {
+            (features[pair.a].keypoints[a as usize] - features[pair.b].keypoints[b as usize]).norm()
+        })
+        .collect();
+    if moved.is_empty() {
+        return None;
+    }
+    moved.sort_by(f64::total_cmp);
+    Some(moved[moved.len() / 2])
+}
+
 fn no_verified_pair(
     features: &[ImageFeatures],
     names: &[String],
@@ -357,10 +376,21 @@ fn no_verified_pair(
                 )
             },
         );
+    let best_pair = putative
+        .iter()
+        .max_by_key(|pair| (pair.matches.len(), std::cmp::Reverse((pair.a, pair.b))));
+    let displacement = best_pair.and_then(|pair| median_displacement(features, pair));
     let textureless = if median_features < 10 * options.min_pair_inliers {
         "; the views seem textureless, so photograph a surface with visible texture or pattern"
+            .to_owned()
+    } else if let Some(moved) = displacement.filter(|moved| *moved < SAME_VIEW_DISPLACEMENT_PX) {
+        format!(
+            "; the matched keypoints moved {moved:.2} px (median) between the two photos, so \
+             they show the same view: the camera did not move, take the photos from \
+             different positions around the object"
+        )
     } else {
-        "; make sure consecutive photos overlap by more than half"
+        "; make sure consecutive photos overlap by more than half".to_owned()
     };
     Error::invalid(
         "photos",

@@ -106,7 +106,11 @@ fn screen_one(
     if let Some(thresholds) = &options.quality {
         let report = crate::image::assess(&photo, thresholds)?;
         if !report.passed {
-            let reasons: Vec<&str> = report.reasons.iter().map(|r| r.as_str()).collect();
+            let reasons: Vec<String> = report
+                .reasons
+                .iter()
+                .map(|issue| explain(*issue, &report, thresholds))
+                .collect();
             return Ok(Screened::Rejected(
                 index,
                 UnregisteredImage {
@@ -141,6 +145,51 @@ fn downscale(photo: RgbImage, max_side: u32) -> RgbImage {
     let new_width = ((f64::from(width) * factor).round() as u32).max(1);
     let new_height = ((f64::from(height) * factor).round() as u32).max(1);
     image::imageops::resize(&photo, new_width, new_height, FilterType::Triangle)
+}
+
+/// Names a quality issue with the measurement and the registry parameter it broke, so a
+/// user sees which `quality.*` value to change or which photos to retake.
+fn explain(
+    issue: crate::image::QualityIssue,
+    report: &crate::image::QualityReport,
+    limits: &crate::image::QualityThresholds,
+) -> String {
+    use crate::image::QualityIssue;
+    let detail = match issue {
+        QualityIssue::Blurry => format!(
+            "sharpness {:.1} < quality.min_sharpness {}",
+            report.sharpness, limits.min_sharpness
+        ),
+        QualityIssue::Underexposed => format!(
+            "mean brightness {:.2}, clipped shadows {:.2}; limits quality.min_mean_brightness \
+             {} and quality.max_shadows_clipped {}",
+            report.mean_brightness,
+            report.shadows_clipped,
+            limits.min_mean_brightness,
+            limits.max_shadows_clipped
+        ),
+        QualityIssue::Overexposed => format!(
+            "mean brightness {:.2}, clipped highlights {:.2}; limits \
+             quality.max_mean_brightness {} and quality.max_highlights_clipped {}",
+            report.mean_brightness,
+            report.highlights_clipped,
+            limits.max_mean_brightness,
+            limits.max_highlights_clipped
+        ),
+        QualityIssue::LowResolution => format!(
+            "{}x{} px; quality.min_short_side is {} px and quality.min_megapixels {}",
+            report.width, report.height, limits.min_short_side, limits.min_megapixels
+        ),
+        QualityIssue::LowContrast => format!(
+            "contrast {:.3} < quality.min_contrast {}",
+            report.contrast, limits.min_contrast
+        ),
+        QualityIssue::Noisy => format!(
+            "noise {:.1} > quality.max_noise {}",
+            report.noise, limits.max_noise
+        ),
+    };
+    format!("{issue} ({detail})")
 }
 
 #[cfg(test)]
