@@ -27,7 +27,7 @@ impl CameraModel {
         }
     }
 
-    /// The model with COLMAP name `name`.
+    /// Returns the model that COLMAP calls `name`.
     pub fn from_colmap_name(name: &str) -> Result<Self> {
         match name {
             "PINHOLE" => Ok(Self::Pinhole),
@@ -39,7 +39,7 @@ impl CameraModel {
         }
     }
 
-    /// How many parameters the model has.
+    /// Returns the number of parameters of the model.
     pub fn num_params(self) -> usize {
         match self {
             Self::Pinhole => 4,
@@ -59,7 +59,7 @@ const UNDISTORT_ITERATIONS: usize = 20;
 /// A camera's intrinsics and image size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Camera {
-    /// Which parameters are in use; the distortion terms are zero for [`CameraModel::Pinhole`].
+    /// The model in use. The distortion terms are zero for [`CameraModel::Pinhole`].
     pub model: CameraModel,
     /// Image width in pixels.
     pub width: u32,
@@ -84,7 +84,7 @@ pub struct Camera {
 }
 
 impl Camera {
-    /// A pinhole camera.
+    /// Builds a pinhole camera.
     pub fn pinhole(width: u32, height: u32, fx: f64, fy: f64, cx: f64, cy: f64) -> Self {
         Self {
             model: CameraModel::Pinhole,
@@ -101,9 +101,9 @@ impl Camera {
         }
     }
 
-    /// The starting intrinsics for a photo: the focal length from EXIF when known,
-    /// otherwise [`FOCAL_PRIOR_FACTOR`] times the longer side; the principal point at the
-    /// image centre.
+    /// Returns the starting intrinsics for a photo. The focal length comes from EXIF when
+    /// known, else it is [`FOCAL_PRIOR_FACTOR`] times the longer side, and the principal
+    /// point is the image centre.
     pub fn prior(width: u32, height: u32, focal_px: Option<f64>) -> Self {
         let focal = focal_px
             .filter(|f| f.is_finite() && *f > 0.0)
@@ -118,7 +118,7 @@ impl Camera {
         )
     }
 
-    /// A camera from COLMAP's model name and parameter vector.
+    /// Builds a camera from a COLMAP model and its parameter vector.
     pub fn from_params(
         model: CameraModel,
         width: u32,
@@ -148,7 +148,7 @@ impl Camera {
         Ok(camera)
     }
 
-    /// The parameters in COLMAP's order for this model.
+    /// Returns the parameters in COLMAP's order for this model.
     pub fn params(&self) -> Vec<f64> {
         match self.model {
             CameraModel::Pinhole => vec![self.fx, self.fy, self.cx, self.cy],
@@ -185,8 +185,8 @@ impl Camera {
         Ok(())
     }
 
-    /// The mean of the two focal lengths, for converting pixel thresholds to normalized
-    /// units.
+    /// Returns the mean of the two focal lengths, which converts pixel thresholds to
+    /// normalized units.
     pub fn mean_focal(&self) -> f64 {
         0.5 * (self.fx + self.fy)
     }

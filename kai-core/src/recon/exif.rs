@@ -8,7 +8,7 @@
 //!   This approximation matches the field of view across the long side exactly only when
 //!   the aspect ratio is 3:2 like the film frame.
 //! - `FocalLength` (0x920A, millimetres) times `FocalPlaneXResolution` (0xA20E, pixels per
-//!   `FocalPlaneResolutionUnit`, 0xA210: inch unless the tag says centimetre, millimetre
+//!   `FocalPlaneResolutionUnit`, 0xA210: inch unless that tag gives centimetre, millimetre
 //!   or micrometre), rescaled from the recorded `PixelXDimension`/`PixelYDimension` to the
 //!   decoded size when the photo was resized after capture.
 //!
@@ -28,11 +28,11 @@ const FILM_WIDTH_MM: f64 = 36.0;
 
 /// Plausible focal lengths as multiples of the longer image side: 0.1 is a field of view
 /// of about 157 degrees across it (beyond ordinary rectilinear lenses), 30 about 2 degrees
-/// (a 1000 mm lens on a full-frame camera). Values outside are treated as garbage.
+/// (a 1000 mm lens on a full-frame camera). Values outside this range are rejected as corrupt.
 const MIN_FOCAL_FACTOR: f64 = 0.1;
 const MAX_FOCAL_FACTOR: f64 = 30.0;
 
-/// Which EXIF tags a focal length came from.
+/// Source tags of an EXIF focal length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FocalLengthSource {
     /// `FocalLengthIn35mmFilm`.
@@ -51,16 +51,16 @@ pub struct ExifFocalLength {
 }
 
 /// Reads the focal length from the EXIF of an encoded image (JPEG, TIFF, PNG, WebP or
-/// HEIF) whose decoded size is `width` x `height` pixels. `None` when the bytes carry no
-/// usable EXIF focal length.
+/// HEIF) whose decoded size is `width` x `height` pixels. Returns `None` when the bytes
+/// carry no usable EXIF focal length.
 pub fn focal_length_from_bytes(bytes: &[u8], width: u32, height: u32) -> Option<ExifFocalLength> {
     let exif = read_exif(&mut Cursor::new(bytes))?;
     focal_length_from_exif(&exif, width, height)
 }
 
 /// Reads the focal length from the EXIF of the image file at `path`, reading only as far
-/// as the metadata. `Ok(None)` when the file carries no usable EXIF focal length; an error
-/// only when the file cannot be opened.
+/// as the metadata. Returns `Ok(None)` when the file carries no usable EXIF focal length,
+/// and an error only when the file cannot be opened.
 pub fn focal_length_from_file(
     path: &Path,
     width: u32,
@@ -101,11 +101,12 @@ pub fn focal_length_from_exif(exif: &Exif, width: u32, height: u32) -> Option<Ex
         })
 }
 
-/// `FocalLength` in pixels through the focal-plane resolution, rescaled to `long_side`.
+/// Converts `FocalLength` to pixels through the focal-plane resolution, rescaled to
+/// `long_side`.
 fn focal_plane_pixels(exif: &Exif, long_side: f64) -> Option<f64> {
     let focal_mm = number(exif, Tag::FocalLength)?;
     let pixels_per_unit = number(exif, Tag::FocalPlaneXResolution)?;
-    // EXIF 2.3 defines 2 (inch, the default when the tag is absent) and 3 (centimetre);
+    // EXIF 2.3 defines 2 (inch, the default when the tag is absent) and 3 (centimetre).
     // TIFF/EP adds 4 (millimetre) and 5 (micrometre), which some cameras write. 1 (no
     // absolute unit) cannot give millimetres.
     let unit_mm = match number(exif, Tag::FocalPlaneResolutionUnit)
@@ -119,7 +120,7 @@ fn focal_plane_pixels(exif: &Exif, long_side: f64) -> Option<f64> {
         _ => return None,
     };
     let mut pixels = focal_mm * pixels_per_unit / unit_mm;
-    // The resolution refers to the image as the camera recorded it; a resized copy
+    // The resolution refers to the image as the camera recorded it, so a resized copy
     // scales the focal length with it.
     let recorded_x = number(exif, Tag::PixelXDimension).unwrap_or(0.0);
     let recorded_y = number(exif, Tag::PixelYDimension).unwrap_or(0.0);
@@ -130,8 +131,8 @@ fn focal_plane_pixels(exif: &Exif, long_side: f64) -> Option<f64> {
     (pixels.is_finite() && pixels > 0.0).then_some(pixels)
 }
 
-/// Parses the EXIF block of an image container; `None` when there is none or it cannot
-/// be parsed at all. Recoverable damage keeps the fields read before it.
+/// Parses the EXIF block of an image container, or returns `None` when there is none or
+/// it cannot be parsed at all. Recoverable damage keeps the fields read before it.
 fn read_exif<R: std::io::BufRead + std::io::Seek>(reader: &mut R) -> Option<Exif> {
     let mut exif_reader = Reader::new();
     exif_reader.continue_on_error(true);
@@ -141,7 +142,7 @@ fn read_exif<R: std::io::BufRead + std::io::Seek>(reader: &mut R) -> Option<Exif
     }
 }
 
-/// The first value of `tag` in the primary image's IFDs as a finite positive number.
+/// Reads the first value of `tag` in the primary image's IFDs as a finite positive number.
 fn number(exif: &Exif, tag: Tag) -> Option<f64> {
     let field = exif.get_field(tag, In::PRIMARY)?;
     let value = match &field.value {
@@ -202,8 +203,8 @@ mod tests {
         out
     }
 
-    /// One 12-byte IFD entry; a SHORT value sits in the low bytes of the value field,
-    /// which little-endian order gives for free.
+    /// Appends one 12-byte IFD entry. A SHORT value sits in the low bytes of the value
+    /// field, which little-endian order gives for free.
     fn push_entry(out: &mut Vec<u8>, tag: u16, kind: u16, count: u32, value: u32) {
         out.extend_from_slice(&tag.to_le_bytes());
         out.extend_from_slice(&kind.to_le_bytes());
@@ -211,8 +212,8 @@ mod tests {
         out.extend_from_slice(&value.to_le_bytes());
     }
 
-    /// A 64x48 JPEG from the image crate, with an APP1 segment carrying `tiff` (if any)
-    /// inserted right after the start-of-image marker.
+    /// Encodes a 64x48 JPEG with the image crate and inserts an APP1 segment carrying
+    /// `tiff` (if any) right after the start-of-image marker.
     fn jpeg_with_exif(tiff: Option<&[u8]>) -> Vec<u8> {
         let picture = image::RgbImage::from_fn(64, 48, |x, y| {
             image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])

@@ -50,21 +50,22 @@ use crate::db::{now_millis, rfc3339};
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::{ImageLimits, probe};
 
-/// Photos one job may have unless [`JobQueue::with_max_images`] sets another limit.
+/// Default maximum number of photos per job, unless [`JobQueue::with_max_images`] sets
+/// another limit.
 pub const DEFAULT_MAX_IMAGES: usize = 200;
-/// Photos a reconstruction needs at least: one image pair.
+/// Minimum number of photos per job, which is one image pair.
 pub const MIN_IMAGES: usize = 2;
 /// The files a succeeded job contains, in the order [`ReconJob::files`] lists them.
 pub const OUTPUT_FILES: [&str; 4] = ["cameras.txt", "images.txt", "points3D.txt", "points.ply"];
 /// Maximum length of a photo name in bytes, the common file-name limit.
 pub const MAX_NAME_BYTES: usize = 255;
 
-/// The point cloud among [`OUTPUT_FILES`]; the others are the COLMAP text model.
+/// The point cloud among [`OUTPUT_FILES`]. The others form the COLMAP text model.
 const POINT_CLOUD_FILE: &str = "points.ply";
 const JOB_FILE: &str = "job.json";
 const IMAGES_DIR: &str = "images";
 const UPLOADS_DIR: &str = ".uploads";
-/// The start of the message of a job that the process stopped before it finished.
+/// Prefix of the error message of a job that the process stopped before it finished.
 const INTERRUPTED: &str = "interrupted: the service stopped before the job finished; submit \
                            the photos again";
 
@@ -77,7 +78,7 @@ pub enum JobStatus {
     Queued,
     /// A worker is reconstructing.
     Running,
-    /// Finished; the outputs are in [`ReconJob::files`].
+    /// Finished, with the outputs listed in [`ReconJob::files`].
     Succeeded,
     /// Finished without a model, for the reason in [`ReconJob::error`].
     Failed,
@@ -108,7 +109,7 @@ pub struct JobError {
     /// The stable code of the error's kind, such as `KAI_INVALID_INPUT` (see
     /// [`ErrorKind::code`]).
     pub code: String,
-    /// The error message, for people.
+    /// Human-readable error message.
     pub message: String,
 }
 
@@ -130,19 +131,19 @@ pub struct ReconJob {
     pub id: String,
     /// The state of the job.
     pub status: JobStatus,
-    /// The stage running now, or the last one that ran; `null` before the job starts.
+    /// The stage running now, or the last one that ran, and `null` before the job starts.
     pub stage: Option<Stage>,
-    /// Share of the work done, from 0 to 1; 1 once the job succeeded.
+    /// Fraction of the work done, from 0 to 1, and 1 once the job succeeded.
     pub progress: f64,
-    /// The error that failed the job; `null` unless `status` is `failed`.
+    /// The error that failed the job, or `null` unless `status` is `failed`.
     pub error: Option<JobError>,
-    /// Counts and errors of the reconstruction; `null` unless `status` is `succeeded`.
+    /// Counts and errors of the reconstruction, or `null` unless `status` is `succeeded`.
     pub result: Option<ReconstructionSummary>,
-    /// Names of the output files to download; empty unless `status` is `succeeded`.
+    /// Names of the output files to download, empty unless `status` is `succeeded`.
     pub files: Vec<String>,
-    /// When the job was submitted, RFC 3339 in UTC.
+    /// Submission time, RFC 3339 in UTC.
     pub created_at: String,
-    /// When the job finished, RFC 3339 in UTC; `null` while it waits or runs.
+    /// Finish time, RFC 3339 in UTC, or `null` while the job waits or runs.
     pub finished_at: Option<String>,
 }
 
@@ -166,7 +167,7 @@ struct Shared {
     root: PathBuf,
     max_images: AtomicUsize,
     state: Mutex<QueueState>,
-    /// Signalled when a job is queued or the queue shuts down.
+    /// Condition variable signalled when a job is queued or the queue shuts down.
     wake: Condvar,
 }
 
@@ -552,7 +553,8 @@ fn check_size(name: &str, size: u64, limits: &ImageLimits) -> Result<()> {
     Ok(())
 }
 
-/// Reads the photo's header: its format and dimensions, against `limits`.
+/// Checks the photo's size, and its format and dimensions read from the header, against
+/// `limits`.
 fn check_photo(name: &str, bytes: &[u8], limits: &ImageLimits) -> Result<()> {
     check_size(name, bytes.len() as u64, limits)?;
     let info = probe(bytes).map_err(|err| match err {
@@ -646,7 +648,7 @@ fn remove_dir_if_present(dir: &Path) -> Result<()> {
     }
 }
 
-/// Deletes a folder, logging a failure: a leftover folder costs disk space only.
+/// Deletes a folder and logs a failure, because a leftover folder only costs disk space.
 fn remove_quietly(dir: &Path) {
     if let Err(err) = remove_dir_if_present(dir) {
         tracing::warn!(error = %err, "cannot delete a job's photos");
@@ -700,7 +702,8 @@ fn run(shared: &Shared, pending: PendingJob) {
             // The bar never moves back, although a stage's total may grow as it runs.
             job.progress = job.progress.max(progress.fraction());
         });
-        // The file is rewritten once per stage; `get` reads the in-memory state.
+        // The file is rewritten only when the stage changes, because `get` reads the
+        // in-memory state.
         if new_stage && let Some(job) = job {
             save_logged(shared, &job);
         }
@@ -771,7 +774,7 @@ mod tests {
     use super::*;
     use crate::recon::synthetic::{SceneOptions, SyntheticScene};
 
-    /// How long a test waits for a job to finish before it fails.
+    /// Time a test waits for a job to finish before it fails.
     const JOB_TIMEOUT: Duration = Duration::from_secs(300);
 
     fn png(width: u32, height: u32) -> Vec<u8> {
@@ -896,7 +899,7 @@ mod tests {
             .expect_err("over the pixel limit");
         assert!(err.to_string().contains("100x100"), "{err}");
 
-        // Nothing of the rejected jobs is left on disk.
+        // No file of the rejected jobs is left on disk.
         let folders: Vec<_> = fs::read_dir(dir.path())
             .expect("readable root")
             .filter_map(|entry| entry.ok())

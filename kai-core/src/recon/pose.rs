@@ -19,7 +19,7 @@ impl Default for Pose {
 }
 
 impl Pose {
-    /// The pose of a camera at the world origin looking down the world's +z axis.
+    /// Returns the pose of a camera at the world origin looking down the world's +z axis.
     pub fn identity() -> Self {
         Self {
             rotation: UnitQuaternion::identity(),
@@ -27,7 +27,7 @@ impl Pose {
         }
     }
 
-    /// A pose from its rotation and translation.
+    /// Builds a pose from its rotation and translation.
     pub fn new(rotation: UnitQuaternion<f64>, translation: Vector3<f64>) -> Self {
         Self {
             rotation,
@@ -35,28 +35,28 @@ impl Pose {
         }
     }
 
-    /// A pose from a rotation matrix (which must be orthonormal) and a translation.
+    /// Builds a pose from a rotation matrix (which must be orthonormal) and a translation.
     pub fn from_matrix(rotation: &Rotation3<f64>, translation: Vector3<f64>) -> Self {
         Self::new(UnitQuaternion::from_rotation_matrix(rotation), translation)
     }
 
-    /// A pose from an angle-axis vector (direction = axis, norm = angle in radians), the
-    /// minimal parameterisation bundle adjustment optimises.
+    /// Builds a pose from an angle-axis vector (direction = axis, norm = angle in radians),
+    /// the minimal parameterisation that bundle adjustment optimises.
     pub fn from_angle_axis(angle_axis: &Vector3<f64>, translation: Vector3<f64>) -> Self {
         Self::new(UnitQuaternion::from_scaled_axis(*angle_axis), translation)
     }
 
-    /// A camera at `center` whose rotation is `rotation` (world to camera).
+    /// Builds the pose of a camera at `center` with world-to-camera rotation `rotation`.
     pub fn from_center(rotation: UnitQuaternion<f64>, center: &Vector3<f64>) -> Self {
         Self::new(rotation, -(rotation * center))
     }
 
-    /// The rotation as an angle-axis vector (radians).
+    /// Returns the rotation as an angle-axis vector (radians).
     pub fn angle_axis(&self) -> Vector3<f64> {
         self.rotation.scaled_axis()
     }
 
-    /// The rotation as a 3x3 matrix.
+    /// Returns the rotation as a 3x3 matrix.
     pub fn rotation_matrix(&self) -> Rotation3<f64> {
         self.rotation.to_rotation_matrix()
     }
@@ -66,17 +66,17 @@ impl Pose {
         self.rotation * point + self.translation
     }
 
-    /// The camera centre in world coordinates.
+    /// Returns the camera centre in world coordinates.
     pub fn center(&self) -> Vector3<f64> {
         -(self.rotation.inverse() * self.translation)
     }
 
-    /// The unit viewing direction (the camera's +z axis) in world coordinates.
+    /// Returns the unit viewing direction (the camera's +z axis) in world coordinates.
     pub fn viewing_direction(&self) -> Vector3<f64> {
         self.rotation.inverse() * Vector3::z()
     }
 
-    /// The camera-to-world transform.
+    /// Returns the camera-to-world transform.
     pub fn inverse(&self) -> Self {
         let rotation = self.rotation.inverse();
         Self::new(rotation, -(rotation * self.translation))
@@ -91,13 +91,13 @@ impl Pose {
         )
     }
 
-    /// The pose of `other`'s camera relative to this one: maps this camera's frame into
-    /// `other`'s frame.
+    /// Returns the pose of `other`'s camera relative to this one, which maps this camera's
+    /// frame into `other`'s frame.
     pub fn relative_to(&self, other: &Pose) -> Self {
         other.compose(&self.inverse())
     }
 
-    /// The angle in degrees between this pose's rotation and `other`'s.
+    /// Returns the angle in degrees between this pose's rotation and `other`'s.
     pub fn rotation_angle_to(&self, other: &Pose) -> f64 {
         self.rotation.angle_to(&other.rotation).to_degrees()
     }

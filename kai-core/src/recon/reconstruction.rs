@@ -51,7 +51,7 @@ pub struct RegisteredImage {
 pub struct UnregisteredImage {
     /// File name of the photo.
     pub name: String,
-    /// Why it was left out, for example "blurry" from quality screening or "too few
+    /// Reason it was left out, for example "blurry" from quality screening or "too few
     /// matches to registered images (12 < 30)".
     pub reason: String,
 }
@@ -59,7 +59,7 @@ pub struct UnregisteredImage {
 /// Cameras, posed images and 3D points.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reconstruction {
-    /// Intrinsics; images refer to them by index.
+    /// Intrinsics, which images refer to by index.
     pub cameras: Vec<Camera>,
     /// Registered photos.
     pub images: Vec<RegisteredImage>,
@@ -74,25 +74,25 @@ pub struct Reconstruction {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconstructionSummary {
-    /// Photos given to the reconstruction.
+    /// Number of photos given to the reconstruction.
     pub images: usize,
-    /// Photos with an estimated pose.
+    /// Number of photos with an estimated pose.
     pub registered_images: usize,
-    /// Triangulated 3D points.
+    /// Number of triangulated 3D points.
     pub points: usize,
-    /// Observations over all points.
+    /// Number of observations over all points.
     pub observations: usize,
-    /// Mean observations per point.
+    /// Mean number of observations per point.
     pub mean_track_length: f64,
-    /// Mean reprojection error over all observations, in pixels.
+    /// Mean reprojection error over the observations in front of their camera, in pixels.
     pub mean_reprojection_error: f64,
     /// Photos left out, with the reason for each.
     pub unregistered: Vec<UnregisteredImage>,
 }
 
 impl Reconstruction {
-    /// The reprojection error of `point` in `image`'s observation `keypoint`, in pixels;
-    /// `None` when the point is behind the camera.
+    /// Computes the reprojection error of point `point` in the observation `element`, in
+    /// pixels, or returns `None` when the point is behind the camera.
     pub fn reprojection_error(&self, point: usize, element: TrackElement) -> Option<f64> {
         let image = &self.images[element.image];
         let camera = &self.cameras[image.camera];
@@ -100,7 +100,8 @@ impl Reconstruction {
         Some((projected - image.keypoints[element.keypoint]).norm())
     }
 
-    /// Mean reprojection error in pixels over every observation (0 without points).
+    /// Computes the mean reprojection error in pixels over the observations in front of
+    /// their camera (0 when there are none).
     pub fn mean_reprojection_error(&self) -> f64 {
         let mut sum = 0.0;
         let mut count = 0usize;
@@ -115,12 +116,12 @@ impl Reconstruction {
         if count == 0 { 0.0 } else { sum / count as f64 }
     }
 
-    /// Total observations over all points.
+    /// Counts the observations over all points.
     pub fn num_observations(&self) -> usize {
         self.points.iter().map(|p| p.track.len()).sum()
     }
 
-    /// Counts and errors of this reconstruction.
+    /// Builds the summary of counts and errors of this reconstruction.
     pub fn summary(&self) -> ReconstructionSummary {
         let observations = self.num_observations();
         ReconstructionSummary {

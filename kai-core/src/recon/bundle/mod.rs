@@ -5,8 +5,8 @@
 //! robust loss ([`LossFunction`]) and the Schur complement over the points (see `solver`).
 //! A [`BundleConfig`] chooses which images vary and which are held constant, so the same
 //! call serves local adjustment (a few recent images, neighbours constant) and global
-//! adjustment. Points observed by at least one variable image vary; their observations in
-//! constant images still count. Images in neither list, and their observations, are left
+//! adjustment. Points observed by at least one variable image vary, and their observations
+//! in constant images still count. Images in neither list, and their observations, are left
 //! out. Intrinsics, when refined, are shared by every image that uses the same camera
 //! index, and vary only for cameras that a variable image uses.
 
@@ -24,8 +24,8 @@ use crate::recon::reconstruction::Reconstruction;
 use problem::{Problem, State};
 use solver::NormalEquations;
 
-/// How [`adjust`] removes the seven-parameter similarity ambiguity (rotation, translation,
-/// scale of the whole scene) that reprojection errors cannot see.
+/// Gauge fixing in [`adjust`], which removes the seven-parameter similarity ambiguity
+/// (rotation, translation, scale of the whole scene) that reprojection errors cannot see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GaugeFixing {
     /// With two or more constant images nothing more is fixed. With one, one translation
@@ -35,23 +35,24 @@ pub enum GaugeFixing {
     /// own frame).
     #[default]
     Automatic,
-    /// Fixes nothing beyond the constant images; the damping keeps free directions small.
+    /// Fixes nothing beyond the constant images. The damping keeps free directions small.
     None,
 }
 
-/// Which parameter blocks [`adjust`] varies.
+/// Selection of the parameter blocks that [`adjust`] varies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleConfig {
     /// Indices into [`Reconstruction::images`] whose poses vary.
     pub variable_images: Vec<usize>,
-    /// Indices whose poses are held constant; their observations of variable points count.
+    /// Indices whose poses are held constant. Their observations of variable points still
+    /// count.
     pub constant_images: Vec<usize>,
-    /// How the gauge freedom is removed.
+    /// Method that removes the gauge freedom.
     pub gauge: GaugeFixing,
 }
 
 impl BundleConfig {
-    /// Every image variable, gauge fixed automatically.
+    /// Builds a configuration with every image variable and the gauge fixed automatically.
     pub fn global(reconstruction: &Reconstruction) -> Self {
         Self {
             variable_images: (0..reconstruction.images.len()).collect(),
@@ -60,8 +61,8 @@ impl BundleConfig {
         }
     }
 
-    /// `variable_images` vary; every other image that observes one of their points is held
-    /// constant.
+    /// Builds a configuration in which `variable_images` vary and every other image that
+    /// observes one of their points is held constant.
     pub fn local(reconstruction: &Reconstruction, variable_images: &[usize]) -> Self {
         let mut is_variable = vec![false; reconstruction.images.len()];
         for &i in variable_images {
@@ -95,21 +96,24 @@ impl BundleConfig {
 /// Settings of [`adjust`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct BundleOptions {
-    /// Levenberg–Marquardt iterations (accepted or rejected steps) at most.
+    /// Maximum number of Levenberg–Marquardt iterations, counting accepted and rejected
+    /// steps.
     pub max_iterations: usize,
     /// Robust loss on each observation's squared reprojection error.
     pub loss: LossFunction,
     /// Scale of the robust loss, in pixels (unused by [`LossFunction::Trivial`]).
     pub loss_scale_px: f64,
-    /// Stops when an accepted step lowers the cost by less than this fraction.
+    /// Function tolerance: the adjustment stops when an accepted step lowers the cost by
+    /// less than this fraction.
     pub function_tolerance: f64,
-    /// Stops when the step norm is below this fraction of the parameter norm.
+    /// Parameter tolerance: the adjustment stops when the step norm is below this fraction
+    /// of the parameter norm.
     pub parameter_tolerance: f64,
-    /// Refines the focal length (fx, with fy keeping its ratio to fx).
+    /// Whether to refine the focal length (fx, with fy keeping its ratio to fx).
     pub refine_focal: bool,
-    /// Refines the principal point.
+    /// Whether to refine the principal point.
     pub refine_principal_point: bool,
-    /// Refines k1, k2, p1, p2 of cameras with the OpenCV model.
+    /// Whether to refine k1, k2, p1, p2 of cameras with the OpenCV model.
     pub refine_distortion: bool,
 }
 
@@ -128,7 +132,7 @@ impl Default for BundleOptions {
     }
 }
 
-/// Why [`adjust`] stopped.
+/// Reason that [`adjust`] stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Termination {
     /// An accepted step lowered the cost by less than `function_tolerance`.
@@ -137,11 +141,12 @@ pub enum Termination {
     ParameterTolerance,
     /// `max_iterations` ran out.
     MaxIterations,
-    /// No damping produced a lower cost; the state is a local minimum to working precision.
+    /// No damping produced a lower cost, so the state is a local minimum to working
+    /// precision.
     NoImprovement,
 }
 
-/// What [`adjust`] did.
+/// Summary of one [`adjust`] run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BundleReport {
     /// Half the sum of robust losses before adjustment, in pixels squared.
@@ -155,21 +160,21 @@ pub struct BundleReport {
     pub initial_rmse_px: f64,
     /// The same after adjustment.
     pub final_rmse_px: f64,
-    /// Why it stopped.
+    /// Reason the adjustment stopped.
     pub termination: Termination,
-    /// Observations in the problem.
+    /// Number of observations in the problem.
     pub num_observations: usize,
-    /// Points that varied.
+    /// Number of points that varied.
     pub num_points: usize,
-    /// Observations whose point was behind the camera before adjustment.
+    /// Number of observations whose point was behind the camera before adjustment.
     pub initial_num_behind_camera: usize,
-    /// Observations whose point was behind the camera at the end. While behind, an
+    /// Number of observations whose point was behind the camera at the end. While behind, an
     /// observation costs a fixed penalty (the loss at the image diagonal) and carries no
     /// gradient.
     pub num_behind_camera: usize,
 }
 
-/// Largest damping tried before giving up on a step.
+/// Maximum damping tried before giving up on a step.
 const MAX_LAMBDA: f64 = 1e12;
 const INITIAL_LAMBDA: f64 = 1e-4;
 

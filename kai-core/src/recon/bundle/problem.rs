@@ -25,7 +25,7 @@ pub(super) struct Observation {
     pub pixel: Vector2<f64>,
 }
 
-/// The parameter layout and the observations; fixed during one adjustment.
+/// The parameter layout and the observations, which stay fixed during one adjustment.
 pub(super) struct Problem {
     /// For each reconstruction image, the columns of its pose parameters.
     pub pose_columns: Vec<[Column; POSE_PARAMS]>,
@@ -64,9 +64,9 @@ pub(super) struct Evaluation {
     pub cost: f64,
     /// Sum of squared residual norms over observations in front of their camera.
     pub squared_error: f64,
-    /// Observations in front of their camera.
+    /// Number of observations in front of their camera.
     pub in_front: usize,
-    /// Observations whose point is behind the camera.
+    /// Number of observations whose point is behind the camera.
     pub behind: usize,
 }
 
@@ -199,7 +199,7 @@ impl Problem {
         })
     }
 
-    /// The camera-side columns of one observation: pose, then intrinsics.
+    /// Returns the camera-side columns of one observation, pose first, then intrinsics.
     pub fn camera_side_columns(&self, observation: &Observation) -> [Column; CAMERA_SIDE] {
         let mut columns = [None; CAMERA_SIDE];
         columns[..POSE_PARAMS].copy_from_slice(&self.pose_columns[observation.image]);
@@ -207,7 +207,7 @@ impl Problem {
         columns
     }
 
-    /// Robust cost and error statistics of `state`.
+    /// Computes the robust cost and error statistics of `state`.
     pub fn evaluate(&self, state: &State) -> Evaluation {
         self.observations
             .par_iter()
@@ -232,8 +232,8 @@ impl Problem {
                 }
                 e
             })
-            // Summed in point order, not in rayon's split order: float addition is not
-            // associative, and runs must repeat exactly.
+            // Summed in point order, not in rayon's split order, because float addition is
+            // not associative and runs must repeat exactly.
             .collect::<Vec<Evaluation>>()
             .into_iter()
             .fold(Evaluation::default(), |a, b| Evaluation {
@@ -244,7 +244,7 @@ impl Problem {
             })
     }
 
-    /// `state` moved by the camera-side step `camera_step` and the point steps.
+    /// Returns `state` moved by the camera-side step `camera_step` and the point steps.
     pub fn apply(&self, state: &State, camera_step: &[f64], point_steps: &[Vector3<f64>]) -> State {
         let mut next = state.clone();
         for &image in &self.variable_images {
@@ -269,7 +269,7 @@ impl Problem {
         next
     }
 
-    /// The norm of all variable parameters, for the parameter tolerance.
+    /// Computes the norm of all variable parameters, for the parameter tolerance.
     pub fn parameter_norm(&self, state: &State) -> f64 {
         let mut sum: f64 = state.positions.iter().map(|p| p.norm_squared()).sum();
         for &image in &self.variable_images {
@@ -296,8 +296,8 @@ enum Role {
     Constant,
 }
 
-/// The points observed by at least one variable image, with their observations in the
-/// variable and constant images.
+/// Collects the points observed by at least one variable image, with their observations
+/// in the variable and constant images.
 fn collect_observations(
     reconstruction: &Reconstruction,
     role: &[Role],
@@ -353,14 +353,14 @@ fn collect_observations(
     Ok((points, observations))
 }
 
-/// The (image, parameter) pairs held constant to fix the gauge.
+/// Returns the (image, parameter) pairs held constant to fix the gauge.
 ///
-/// With [`GaugeFixing::Automatic`]: with two or more constant images nothing more is
-/// needed. With one constant image the scale is free, so one translation component of the
-/// first variable image is fixed. With none, the first variable image's whole pose is
-/// fixed and so is one translation component of the second. The component fixed is the
-/// one along which the baseline to the reference camera is longest in that image's frame,
-/// because changing the scale moves it most.
+/// Under [`GaugeFixing::Automatic`], two or more constant images need nothing more. With
+/// one constant image the scale is free, so one translation component of the first
+/// variable image is fixed. With none, the first variable image's whole pose is fixed and
+/// so is one translation component of the second. The component fixed is the one along
+/// which the baseline to the reference camera is longest in that image's frame, because
+/// changing the scale moves it most.
 fn gauge_fixed_parameters(
     reconstruction: &Reconstruction,
     config: &BundleConfig,

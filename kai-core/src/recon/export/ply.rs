@@ -9,10 +9,10 @@ use nalgebra::Vector3;
 use crate::error::{Error, Result};
 use crate::recon::reconstruction::Reconstruction;
 
-/// The largest vertex count [`PointCloud::read_ply`] accepts (a billion), so a corrupt
+/// Maximum vertex count that [`PointCloud::read_ply`] accepts (a billion), so a corrupt
 /// header cannot request an absurd allocation.
 const MAX_VERTICES: usize = 1_000_000_000;
-/// The largest header [`PointCloud::read_ply`] reads, in lines.
+/// Maximum header length that [`PointCloud::read_ply`] reads, in lines.
 const MAX_HEADER_LINES: usize = 1000;
 
 /// The encoding of a PLY file's data.
@@ -20,7 +20,7 @@ const MAX_HEADER_LINES: usize = 1000;
 pub enum PlyFormat {
     /// One vertex per text line.
     Ascii,
-    /// Packed little-endian values: compact and fast to read.
+    /// Packed little-endian values, which are compact and fast to read.
     BinaryLittleEndian,
 }
 
@@ -132,9 +132,9 @@ impl PointCloud {
     }
 
     /// Reads a PLY file with one `vertex` element whose scalar properties include
-    /// `x y z` and optionally `red green blue` and `nx ny nz` (missing colours read as
-    /// grey 128); other scalar properties are skipped. ASCII and binary little-endian
-    /// files are supported; elements after the vertices are ignored.
+    /// `x y z` and optionally `red green blue` and `nx ny nz`. Missing colours read as
+    /// grey 128, and other scalar properties are skipped. ASCII and binary little-endian
+    /// files are supported, and elements after the vertices are ignored.
     pub fn read_ply(path: &Path) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
         let mut reader = BufReader::new(file);
@@ -292,7 +292,8 @@ impl Header {
     }
 }
 
-/// Parses the header up to `end_header`; the error is the reason, without the path.
+/// Parses the header up to `end_header`. The error carries only the reason, without the
+/// path.
 fn read_header(reader: &mut impl BufRead) -> std::result::Result<Header, String> {
     let mut format = None;
     let mut vertices = None;

@@ -25,13 +25,13 @@ pub(crate) struct Model<'a> {
     pub names: &'a [String],
     /// Camera index of each screened photo.
     pub camera_of: &'a [usize],
-    /// Per screened photo: its index in `rec.images` once registered.
+    /// Index in `rec.images` of each screened photo, once registered.
     pub registered: Vec<Option<usize>>,
-    /// Per registered image: its screened photo.
+    /// Screened photo of each registered image.
     pub source: Vec<usize>,
-    /// Per point: the track it triangulates.
+    /// Track that each point triangulates.
     pub point_track: Vec<usize>,
-    /// Per track: its point, if triangulated.
+    /// Point of each track, if triangulated.
     pub track_point: Vec<Option<usize>>,
 }
 
@@ -59,12 +59,12 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// Number of registered images.
+    /// Returns the number of registered images.
     pub(crate) fn num_registered(&self) -> usize {
         self.rec.images.len()
     }
 
-    /// Number of points with a track.
+    /// Counts the points with a non-empty track.
     pub(crate) fn num_points(&self) -> usize {
         self.rec
             .points
@@ -73,7 +73,7 @@ impl<'a> Model<'a> {
             .count()
     }
 
-    /// Adds screened photo `photo` with `pose`; returns its index in `rec.images`.
+    /// Registers screened photo `photo` with `pose` and returns its index in `rec.images`.
     pub(crate) fn register(&mut self, photo: usize, pose: Pose) -> usize {
         let index = self.rec.images.len();
         let keypoints = self.features[photo].keypoints.clone();
@@ -95,15 +95,15 @@ impl<'a> Model<'a> {
         &self.rec.cameras[self.rec.images[image].camera]
     }
 
-    /// Undistorted normalized coordinates of keypoint `keypoint` of registered image
-    /// `image`, under the current intrinsics.
+    /// Returns the undistorted normalized coordinates of keypoint `keypoint` of registered
+    /// image `image`, under the current intrinsics.
     pub(crate) fn normalized(&self, image: usize, keypoint: usize) -> Vector2<f64> {
         self.camera(image)
             .pixel_to_normalized(&self.rec.images[image].keypoints[keypoint])
     }
 
-    /// Reprojection error in pixels of `position` in the observation `element`; `None`
-    /// when the point is behind the camera.
+    /// Computes the reprojection error in pixels of `position` in the observation
+    /// `element`, or returns `None` when the point is behind the camera.
     pub(crate) fn error_px(&self, position: &Vector3<f64>, element: TrackElement) -> Option<f64> {
         let image = &self.rec.images[element.image];
         let camera = &self.rec.cameras[image.camera];
@@ -161,7 +161,7 @@ impl<'a> Model<'a> {
         self.track_point[self.point_track[point]] = None;
     }
 
-    /// Removes the observations of `point` for which `reject` holds, and the point when
+    /// Removes the observations of `point` for which `reject` returns true, and the point when
     /// fewer than two remain. Returns the number of observations removed.
     pub(crate) fn remove_observations_where(
         &mut self,
@@ -188,7 +188,7 @@ impl<'a> Model<'a> {
         removed
     }
 
-    /// Computes the largest triangulation angle in degrees between any two observations of
+    /// Computes the maximum triangulation angle in degrees between any two observations of
     /// `position` by `elements`.
     pub(crate) fn max_angle_deg(&self, position: &Vector3<f64>, elements: &[TrackElement]) -> f64 {
         let centers: Vec<Vector3<f64>> = elements

@@ -44,11 +44,11 @@ use crate::recon::reconstruction::{Point3D, Reconstruction, RegisteredImage, Tra
 /// The albedo of every surface when the texture is [`SurfaceTexture::Flat`].
 const FLAT_ALBEDO: [f64; 3] = [0.55, 0.52, 0.48];
 
-/// The most bytes of pixels one scene may hold (2 GiB), so a mistyped size fails early
-/// instead of exhausting memory.
+/// Maximum pixel bytes of one scene (2 GiB), so a mistyped size fails early instead of
+/// exhausting memory.
 const MAX_PIXEL_BYTES: u64 = 2 << 30;
 
-/// What the surfaces look like.
+/// Surface appearance of a synthetic scene.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SurfaceTexture {
     /// Multi-scale coloured shapes over smooth colour noise: thousands of features per
@@ -70,27 +70,29 @@ pub struct SceneOptions {
     pub height: u32,
     /// Seed of every random choice: layout, textures, cameras, lighting and noise.
     pub seed: u64,
-    /// Focal length in pixels; `None` uses the longer image side (a field of view of
+    /// Focal length in pixels. `None` uses the longer image side (a field of view of
     /// about 53 degrees across it).
     pub focal_px: Option<f64>,
-    /// OpenCV distortion `[k1, k2, p1, p2]`; `None` renders a distortion-free pinhole
-    /// camera. Radial terms must lie within ±0.5, tangential within ±0.05.
+    /// OpenCV distortion `[k1, k2, p1, p2]`, where `None` renders a distortion-free
+    /// pinhole camera. Radial terms must lie within ±0.5, tangential within ±0.05.
     pub distortion: Option<[f64; 4]>,
-    /// How the cameras move between images.
+    /// Camera motion between images.
     pub rig: CameraRig,
-    /// What the surfaces look like.
+    /// Surface appearance.
     pub texture: SurfaceTexture,
-    /// Adds a textured wall behind the objects, facing the middle of the camera arc.
+    /// Whether the scene has a textured wall behind the objects, facing the middle of the
+    /// camera arc.
     pub back_wall: bool,
-    /// The arc of azimuths the orbit cameras cover, in degrees (10–360); 360 is a full
+    /// Arc of azimuths the orbit cameras cover, in degrees (10–360), where 360 is a full
     /// ring.
     pub arc_degrees: f64,
-    /// Farthest over nearest camera distance (1–4); distances are drawn uniformly between.
+    /// Ratio of the farthest to the nearest camera distance (1–4). Distances are drawn
+    /// uniformly between the two.
     pub distance_ratio: f64,
-    /// Largest roll of a camera about its optical axis, in degrees (0–180).
+    /// Maximum roll of a camera about its optical axis, in degrees (0–180).
     pub max_roll_degrees: f64,
-    /// Draws a light direction, exposure gain and offset per image; otherwise every
-    /// image has the same lighting.
+    /// Whether each image gets its own random light direction, exposure gain and offset.
+    /// When false, every image has the same lighting.
     pub vary_lighting: bool,
     /// Samples per pixel along each axis (1–4), against aliasing.
     pub supersampling: u32,
@@ -123,7 +125,7 @@ impl Default for SceneOptions {
 }
 
 impl SceneOptions {
-    /// The default scene captured by a camera that only turns about one centre.
+    /// Returns the default scene captured by a camera that only turns about one centre.
     pub fn pure_rotation() -> Self {
         Self {
             rig: CameraRig::PureRotation,
@@ -131,7 +133,7 @@ impl SceneOptions {
         }
     }
 
-    /// The default scene with one flat colour on every surface.
+    /// Returns the default scene with one flat colour on every surface.
     pub fn textureless() -> Self {
         Self {
             texture: SurfaceTexture::Flat,
@@ -197,7 +199,7 @@ impl SceneOptions {
         Ok(())
     }
 
-    /// The intrinsics every image shares.
+    /// Builds the intrinsics every image shares.
     fn camera(&self) -> Camera {
         let focal = self
             .focal_px
@@ -248,8 +250,8 @@ pub struct SyntheticScene {
     world: World,
 }
 
-/// Seeds of the independent random streams, so that changing one option (say the number
-/// of images) leaves the others' draws (say the layout) unchanged.
+/// Seeds of the independent random streams, so that changing one option (such as the
+/// number of images) leaves the draws of the others (such as the layout) unchanged.
 const LAYOUT_STREAM: u64 = 1;
 const CAMERA_STREAM: u64 = 2;
 const LIGHTING_STREAM: u64 = 3;
@@ -317,7 +319,8 @@ impl SyntheticScene {
         })
     }
 
-    /// The point the cameras aim at: the centre of the objects' bounding box.
+    /// Returns the point the cameras aim at, which is the centre of the objects' bounding
+    /// box.
     pub fn object_center(&self) -> Vector3<f64> {
         self.world.object_center()
     }
@@ -333,8 +336,8 @@ impl SyntheticScene {
             .collect()
     }
 
-    /// The pixel where image `image` sees `point`: `None` when the point is behind the
-    /// camera, outside the image or hidden behind a surface (or `image` is out of range).
+    /// Projects `point` into image `image`. Returns `None` when the point is behind the
+    /// camera, outside the image or hidden behind a surface, or when `image` is out of range.
     pub fn observe(&self, point: &Vector3<f64>, image: usize) -> Option<Vector2<f64>> {
         let (camera, pose) = (self.cameras.get(image)?, self.poses.get(image)?);
         let pixel = camera.project(&pose.transform(point))?;
@@ -351,9 +354,9 @@ impl SyntheticScene {
         (!hidden).then_some(pixel)
     }
 
-    /// The world point that image `image` sees at `pixel` (pixel coordinates, the image
-    /// spanning `[0, width] x [0, height]`): the ground-truth depth. `None` for the sky
-    /// or an index out of range.
+    /// Casts a ray through `pixel` of image `image` and returns the world point it hits,
+    /// which gives the ground-truth depth. Pixel coordinates span `[0, width] x [0, height]`.
+    /// Returns `None` for the sky or an index out of range.
     pub fn surface_point_at(&self, image: usize, pixel: &Vector2<f64>) -> Option<Vector3<f64>> {
         let (camera, pose) = (self.cameras.get(image)?, self.poses.get(image)?);
         let normalized = camera.pixel_to_normalized(pixel);
@@ -364,10 +367,10 @@ impl SyntheticScene {
         Some(center + direction * hit.distance)
     }
 
-    /// The ground truth as a reconstruction: every image registered with its true pose,
+    /// Builds the ground-truth reconstruction: every image registered with its true pose,
     /// and `point_count` sampled surface points (see [`Self::sample_surface_points`])
-    /// with a track of their exact projections, keeping the points seen by at least two
-    /// images. Point colours are the rendered pixels at the first observation.
+    /// with a track of their exact projections. Only points seen by at least two images
+    /// are kept, and their colours are the rendered pixels at the first observation.
     pub fn ground_truth(&self, point_count: usize) -> Reconstruction {
         let mut cameras: Vec<Camera> = Vec::new();
         let mut images: Vec<RegisteredImage> = Vec::new();
