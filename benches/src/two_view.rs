@@ -2,7 +2,7 @@
 //! writes and prints the estimates and times as JSON; the driver runs OpenCV on the same
 //! matches and compares.
 //!
-//! Each case file holds `n` rows of four little-endian f64 (x1, y1, x2, y2 in pixels).
+//! Each case file contains `n` rows of four little-endian f64 (x1, y1, x2, y2 in pixels).
 //! Times cover the whole estimate as a caller sees it: conversion to normalized
 //! coordinates, the 5-point RANSAC with local optimisation, refinement and the
 //! cheirality test.

@@ -421,7 +421,7 @@ class JobQueue:
 
     @property
     def max_images(self) -> int:
-        """The most photos one job may have."""
+        """The maximum number of photos in one job."""
         return self._native.max_images
 
     def submit(

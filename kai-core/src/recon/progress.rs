@@ -22,7 +22,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// The stage's name as reports show it.
+    /// Returns the stage's name as reports show it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Screening => "screening",
@@ -34,8 +34,8 @@ impl Stage {
         }
     }
 
-    /// The share of the whole run that the stages before this one take, and this
-    /// stage's own share; used to turn per-stage counts into one overall fraction.
+    /// Returns the share of the run taken by the stages before this one and this stage's
+    /// own share, which turn per-stage counts into one overall fraction.
     fn span(self) -> (f64, f64) {
         match self {
             Self::Screening => (0.0, 0.05),

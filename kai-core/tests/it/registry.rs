@@ -162,7 +162,7 @@ fn shipped_sets_match_the_code_defaults(place: &Place) {
     let premium = registry.get("premium", None, None).unwrap();
     assert!(premium.values["quality.min_sharpness"].as_f64() > v["quality.min_sharpness"].as_f64());
 
-    // The reconstruction parameters of migration 0003: `standard` holds the code's
+    // The reconstruction parameters of migration 0003: `standard` contains the code's
     // defaults, the higher tiers detect more features.
     let sfm = sfm_options(v).unwrap();
     assert_eq!(

@@ -247,7 +247,7 @@ fn are_collinear(points: &[Vector3<f64>]) -> bool {
     eigenvalues[0].is_nan() || eigenvalues[0] <= 0.0 || eigenvalues[1] <= 1e-12 * eigenvalues[0]
 }
 
-/// The squared reprojection error in normalized units; infinite behind the camera.
+/// Returns the squared reprojection error in normalized units, infinite behind the camera.
 fn squared_error(pose: &Pose, point2d: &Vector2<f64>, point3d: &Vector3<f64>) -> f64 {
     let camera = pose.transform(point3d);
     if camera.z <= f64::EPSILON {
@@ -256,7 +256,7 @@ fn squared_error(pose: &Pose, point2d: &Vector2<f64>, point3d: &Vector3<f64>) ->
     (Vector2::new(camera.x / camera.z, camera.y / camera.z) - point2d).norm_squared()
 }
 
-/// The MSAC cost of `pose` and its inlier count.
+/// Returns the MSAC cost of `pose` and its inlier count.
 fn msac_score(
     points2d: &[Vector2<f64>],
     points3d: &[Vector3<f64>],

@@ -332,7 +332,7 @@ fn too_few_usable(total: usize, usable: usize, dropped: &[(usize, UnregisteredIm
 /// Median keypoint displacement, in pixels, below which two photos count as the same view.
 const SAME_VIEW_DISPLACEMENT_PX: f64 = 1.0;
 
-/// The median distance between the matched keypoints of a pair, in pixels.
+/// Returns the median distance between the matched keypoints of a pair, in pixels.
 fn median_displacement(features: &[ImageFeatures], pair: &matching::PairMatches) -> Option<f64> {
     let mut moved: Vec<f64> = pair
         .matches

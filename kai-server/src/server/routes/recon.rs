@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::multipart::{Field, MultipartError};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kai_core::Error;
@@ -23,7 +22,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiPath, MultipartBody, QueryParams};
+use super::extract::{ApiPath, MultipartBody, QueryParams, multipart_error, read_limited};
 use crate::server::AppState;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
 use crate::server::state::blocking;
@@ -302,34 +301,6 @@ async fn write_photo(name: String, path: PathBuf, bytes: Vec<u8>) -> ApiResult<S
         })
     })
     .await
-}
-
-/// Reads a part to its end, failing as soon as it passes `limit` bytes.
-async fn read_limited(
-    field: &mut Field<'_>,
-    limit: usize,
-    message: impl FnOnce() -> String,
-) -> ApiResult<Vec<u8>> {
-    let mut data = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-        if data.len() + chunk.len() > limit {
-            return Err(ApiError::too_large(message()));
-        }
-        data.extend_from_slice(&chunk);
-    }
-    Ok(data)
-}
-
-/// Converts a failure to read the multipart body: 413 when it is over the body limit.
-fn multipart_error(err: MultipartError) -> ApiError {
-    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::too_large(
-            "the multipart body is over the size limit (KAI_MAX_BODY_BYTES); send fewer or \
-             smaller photos, or raise the limit",
-        )
-    } else {
-        ApiError::invalid("multipart body", err.body_text())
-    }
 }
 
 /// Returns the reconstruction options of the parameter set `set`, or of the default set.

@@ -96,11 +96,11 @@ async fn read_multipart<S: Send + Sync>(request: Request, state: &S) -> ApiResul
 }
 
 /// Converts a failure to read a multipart body: 413 when it is over the body limit.
-pub(super) fn multipart_error(err: MultipartError) -> ApiError {
+pub(crate) fn multipart_error(err: MultipartError) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::too_large(
-            "the multipart body is over the size limit (KAI_MAX_BODY_BYTES); send smaller \
-             images",
+            "the multipart body is over the size limit (KAI_MAX_BODY_BYTES); send fewer or \
+             smaller images, or raise the limit",
         )
     } else {
         ApiError::invalid("multipart body", err.body_text())

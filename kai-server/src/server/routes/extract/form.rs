@@ -216,7 +216,7 @@ impl Form {
 }
 
 /// Reads a part to its end, failing as soon as it passes `limit` bytes.
-async fn read_limited(
+pub(crate) async fn read_limited(
     field: &mut Field<'_>,
     limit: usize,
     message: impl FnOnce() -> String,

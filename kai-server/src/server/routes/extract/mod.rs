@@ -11,7 +11,9 @@ mod form;
 mod params;
 mod version;
 
+pub(crate) use body::multipart_error;
 pub use body::{ApiJson, JsonOrMultipart, MultipartBody, parse_json};
+pub(crate) use form::read_limited;
 pub use form::{FilePart, Form, FormSpec};
 pub use params::{ApiPath, QueryParams};
 pub use version::{expected_version, if_match_any, versioned};
