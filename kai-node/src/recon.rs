@@ -1,6 +1,7 @@
 //! Reconstruction on `Kai`: structure from motion over a set of photos in this process,
 //! and the job queue of the store, whose jobs have the JSON of kai-server's
-//! `/api/recon/jobs` routes. Poses follow COLMAP's convention: a pose maps world to
+//! `/api/recon/jobs` routes and run every stage, photos to model files (the stages after
+//! structure from motion are in `model.rs`). Poses follow COLMAP's convention: a pose maps world to
 //! camera, `x_cam = R x_world + t`.
 
 use std::path::PathBuf;
@@ -9,8 +10,9 @@ use std::sync::Mutex;
 use kai_core::Error;
 use kai_core::image::ImageLimits;
 use kai_core::recon::jobs::{self, ReconJob};
-use kai_core::recon::progress::Progress;
-use kai_core::recon::sfm::{self, SfmInput, SfmOptions};
+use kai_core::recon::pipeline::PipelineOptions;
+use kai_core::recon::progress::{Progress, Stage};
+use kai_core::recon::sfm::{self, SfmInput};
 use kai_core::recon::{Reconstruction, ReconstructionSummary};
 use kai_core::registry::Registry;
 use napi::bindgen_prelude::{
@@ -43,17 +45,20 @@ struct SubmitRequest {
 
 /// The progress callback as worker threads call it, with the arguments `(stage, fraction)`.
 type ProgressArgs = FnArgs<(String, f64)>;
-type ProgressCallback =
+pub(crate) type ProgressCallback =
     ThreadsafeFunction<ProgressArgs, Unknown<'static>, ProgressArgs, Status, false>;
 
-/// Forwards core progress reports to the JS callback.
+/// Forwards core progress reports to the JS callback, with the fraction of the stages
+/// `first..=last` that the call runs.
 ///
 /// Worker threads report concurrently and out of order, so a report below the last
 /// forwarded fraction is dropped. Each forwarded report waits until the callback has run
 /// on the event loop, so the calls arrive in increasing order and all of them before the
 /// run's Promise settles. After the callback throws, no further report is forwarded.
-struct ProgressForwarder {
+pub(crate) struct ProgressForwarder {
     callback: Option<ProgressCallback>,
+    first: Stage,
+    last: Stage,
     state: Mutex<ForwardState>,
 }
 
@@ -65,18 +70,20 @@ struct ForwardState {
 }
 
 impl ProgressForwarder {
-    fn new(callback: Option<ProgressCallback>) -> Self {
+    pub(crate) fn new(callback: Option<ProgressCallback>, first: Stage, last: Stage) -> Self {
         Self {
             callback,
+            first,
+            last,
             state: Mutex::new(ForwardState::default()),
         }
     }
 
-    fn report(&self, progress: Progress) {
+    pub(crate) fn report(&self, progress: Progress) {
         let Some(callback) = &self.callback else {
             return;
         };
-        let fraction = progress.fraction();
+        let fraction = progress.fraction_of(self.first, self.last);
         let mut state = self
             .state
             .lock()
@@ -105,7 +112,7 @@ impl ProgressForwarder {
     }
 
     /// Returns the error of an exception that the callback threw, if it threw one.
-    fn exception(&self) -> Option<Error> {
+    pub(crate) fn exception(&self) -> Option<Error> {
         let state = self
             .state
             .lock()
@@ -243,7 +250,7 @@ impl Outcome for ReconstructionOutcome {
 
 /// The photos of a reconstruction: a folder, or photos in the caller's order.
 #[derive(Debug)]
-enum Photos {
+pub(crate) enum Photos {
     Folder(PathBuf),
     List(Vec<SfmInput>),
 }
@@ -252,7 +259,7 @@ impl Photos {
     /// Reads the argument `name`: a folder path, or an array of paths and Buffers
     /// (or Uint8Arrays). Buffers are named `image-N`, counting from 1, as the REST
     /// client names them.
-    fn from_js(name: &str, value: Unknown<'_>) -> kai_core::Result<Self> {
+    pub(crate) fn from_js(name: &str, value: Unknown<'_>) -> kai_core::Result<Self> {
         if let Ok(ValueType::String) = value.get_type() {
             let folder: String = from_js(name, value)?;
             return Ok(Self::Folder(PathBuf::from(folder)));
@@ -283,7 +290,7 @@ impl Photos {
     }
 
     /// Lists the photos; reads the folder, so it runs on the thread pool.
-    fn into_inputs(self) -> kai_core::Result<Vec<SfmInput>> {
+    pub(crate) fn into_inputs(self) -> kai_core::Result<Vec<SfmInput>> {
         match self {
             Self::Folder(folder) => sfm::inputs_from_dir(&folder),
             Self::List(inputs) => Ok(inputs),
@@ -291,15 +298,20 @@ impl Photos {
     }
 }
 
-/// Returns the structure-from-motion options of parameter set `set`, or of the registry's
-/// default set (`DEFAULT_PARAMETER_SET`, else `standard`) as kai-server does.
-fn sfm_options(registry: &Registry, set: Option<&str>) -> kai_core::Result<SfmOptions> {
+/// Returns the options of every reconstruction stage of parameter set `set`, or of the
+/// registry's default set (`DEFAULT_PARAMETER_SET`, else `standard`) as kai-server does.
+pub(crate) fn pipeline_options(
+    registry: &Registry,
+    set: Option<&str>,
+) -> kai_core::Result<PipelineOptions> {
     let resolution = registry.resolve(set, &[])?;
-    kai_core::registry::sfm_options(&resolution.values)
+    kai_core::registry::pipeline_options(&resolution.values)
 }
 
 /// Reads `options.onProgress`: a function, or absent.
-fn progress_callback(callback: Option<Unknown<'_>>) -> kai_core::Result<Option<ProgressCallback>> {
+pub(crate) fn progress_callback(
+    callback: Option<Unknown<'_>>,
+) -> kai_core::Result<Option<ProgressCallback>> {
     let Some(callback) = callback else {
         return Ok(None);
     };
@@ -367,8 +379,8 @@ impl Kai {
             Ok((self.services()?, request, photos, callback))
         })();
         Job::run(prepared, |(services, request, photos, callback)| {
-            let options = sfm_options(&services.registry, request.set.as_deref())?;
-            let forwarder = ProgressForwarder::new(callback);
+            let options = pipeline_options(&services.registry, request.set.as_deref())?.sfm;
+            let forwarder = ProgressForwarder::new(callback, Stage::Screening, Stage::Refinement);
             let inputs = photos.into_inputs()?;
             let report = |progress: Progress| forwarder.report(progress);
             let outcome = sfm::reconstruct(&inputs, &options, &services.limits, &report);
@@ -387,7 +399,10 @@ impl Kai {
 
     /// Stores the photos (paths or Buffers, at least 2) in a new job of the store's job
     /// queue and queues it. Resolves to the job, `queued`, as `POST /api/recon/jobs`
-    /// returns it. `options.set` names the parameter set of its `recon.*` values.
+    /// returns it. The job runs every stage, as `reconstructModel` does, and keeps the
+    /// model files (`model.glb`, `model.lod1.glb`, ...) and the stage files in the store's
+    /// `recon_jobs/ID` folder. `options.set` names the parameter set of its `recon.*`
+    /// values.
     #[napi(
         ts_args_type = "images: ImageInput[], options?: SubmitReconstructionOptions",
         ts_return_type = "Promise<ReconJob>"
@@ -406,7 +421,7 @@ impl Kai {
             Ok((self.services()?, request, photos))
         })();
         Job::run(prepared, |(services, request, photos)| {
-            let options = sfm_options(&services.registry, request.set.as_deref())?;
+            let options = pipeline_options(&services.registry, request.set.as_deref())?;
             let queue = services.recon_jobs()?;
             let limits: ImageLimits = services.limits;
             let job: ReconJob = queue.submit(photos.into_inputs()?, options, limits)?;

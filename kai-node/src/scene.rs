@@ -21,6 +21,7 @@ struct SceneRequest {
     width: u32,
     height: u32,
     points: usize,
+    arc_degrees: f64,
 }
 
 impl Default for SceneRequest {
@@ -32,6 +33,7 @@ impl Default for SceneRequest {
             width: scene.width,
             height: scene.height,
             points: DEFAULT_GROUND_TRUTH_POINTS,
+            arc_degrees: scene.arc_degrees,
         }
     }
 }
@@ -54,7 +56,9 @@ struct SceneRecord {
 
 /// Renders a synthetic scene with known cameras into `outDir`, as `kai recon synth` does.
 /// The `options.images` photos (default 30) of `options.width` x `options.height` pixels
-/// (default 640 x 480), drawn from `options.seed` (default 0), go into `outDir` as PNGs.
+/// (default 640 x 480), drawn from `options.seed` (default 0) on an arc of
+/// `options.arcDegrees` around the objects (default 360, a full ring), go into `outDir`
+/// as PNGs.
 /// The ground truth, with `options.points` sampled surface points (default 5000), goes
 /// into `outDir/ground_truth` as a COLMAP text model and points.ply. The same options
 /// give the same pixels. Resolves to the ground truth in the shape `reconstruct`
@@ -81,6 +85,7 @@ pub fn generate_scene(
             seed: request.seed,
             width: request.width,
             height: request.height,
+            arc_degrees: request.arc_degrees,
             ..SceneOptions::default()
         };
         let scene = SyntheticScene::generate(&options)?;

@@ -598,8 +598,23 @@ export interface HealthReport {
 
 // Reconstruction
 
-/** A stage of structure from motion, in the order the stages run. */
-export type ReconStage = 'screening' | 'features' | 'matching' | 'verification' | 'registration' | 'refinement'
+/**
+ * A stage of a reconstruction, in the order the stages run: structure from motion
+ * (`screening` to `refinement`), then dense points (`depth_maps`, `fusion`), the surface
+ * (`meshing`), levels of detail (`simplification`) and the model files (`export`).
+ */
+export type ReconStage =
+  | 'screening'
+  | 'features'
+  | 'matching'
+  | 'verification'
+  | 'registration'
+  | 'refinement'
+  | 'depth_maps'
+  | 'fusion'
+  | 'meshing'
+  | 'simplification'
+  | 'export'
 
 /** A photo that a reconstruction left out, with the reason. */
 export interface UnregisteredImage {
@@ -608,7 +623,7 @@ export interface UnregisteredImage {
   reason: string
 }
 
-/** Counts and errors of a reconstruction; the keys are snake_case, as kai-server returns them. */
+/** Counts and errors of structure from motion, as kai-server returns them. */
 export interface ReconstructionSummary {
   /** Photos given to the reconstruction. */
   images: number
@@ -698,6 +713,11 @@ export interface SceneOptions {
   height?: number
   /** Surface points sampled for the ground truth (default 5000). */
   points?: number
+  /**
+   * Arc of azimuths the cameras cover, in degrees, 10 to 360 (default 360, a full ring).
+   * Neighbouring photos should differ by at most about 15 degrees for reliable matching.
+   */
+  arcDegrees?: number
 }
 
 /** A rendered synthetic scene: the ground truth as a reconstruction, and its files. */
@@ -706,6 +726,153 @@ export interface SyntheticScene extends ReconstructionResult {
   photos: string[]
   /** The folder of the ground truth's COLMAP text model and points.ply. */
   groundTruthDir: string
+}
+
+/** Counts of one level of detail of a model, and its file name. */
+export interface LevelSummary {
+  /** The file name, such as `model.lod1.glb`. */
+  file: string
+  vertices: number
+  triangles: number
+}
+
+/** Counts of the stages after structure from motion. */
+export interface ModelSummary {
+  /** Points fused from the depth maps. */
+  densePoints: number
+  /** Points left after clean-up, which the surface was reconstructed from. */
+  surfacePoints: number
+  /** Every level of detail, the full mesh first. */
+  levels: LevelSummary[]
+}
+
+/** Counts of a whole reconstruction: those of structure from motion, and the model's. */
+export interface PipelineSummary extends ReconstructionSummary {
+  /** Dense points, mesh and levels; null for jobs of kai versions that ran structure from motion only. */
+  model: ModelSummary | null
+}
+
+/** The options of the native `Kai.reconstructModel`. */
+export interface ReconstructModelOptions {
+  /** The parameter set whose `recon.*` values configure the run (default `DEFAULT_PARAMETER_SET`, else `standard`). */
+  set?: string
+  /** A folder that keeps the files between the stages: `sparse/`, `dense.ply`, `mesh.ply` and `lod/`. */
+  work?: string
+  /** Called as for `reconstruct`, through every stage of the run. */
+  onProgress?: (stage: ReconStage, fraction: number) => void
+}
+
+/** The outcome of the native `Kai.reconstructModel`: the sparse model, the files and the model's counts. */
+export interface ModelReconstructionResult extends ReconstructionResult {
+  /** Every file written: the model files first (level 0, then the coarser levels), then those kept in `work`. */
+  files: string[]
+  model: ModelSummary
+}
+
+/** A photo that passed quality screening. */
+export interface AcceptedPhoto {
+  name: string
+  /** Width in pixels, after the EXIF orientation. */
+  width: number
+  /** Height in pixels, after the EXIF orientation. */
+  height: number
+  /** Focal length in pixels from EXIF, or null when the photo has none. */
+  focalPx: number | null
+}
+
+/** Which photos pass quality screening, and why the others do not (`screening.json`). */
+export interface ScreeningReport {
+  /** Photos that passed, in input order. */
+  accepted: AcceptedPhoto[]
+  /** Photos left out, in input order, with the reason. */
+  rejected: UnregisteredImage[]
+}
+
+/** The options of the native `Kai.screenPhotos`. */
+export interface ScreenPhotosOptions {
+  /** A file to write the report to as JSON. */
+  output?: string
+  /** The parameter set whose quality thresholds apply (default `DEFAULT_PARAMETER_SET`, else `standard`). */
+  set?: string
+  /** Called as for `reconstruct`, with the fraction of the photos screened. */
+  onProgress?: (stage: ReconStage, fraction: number) => void
+}
+
+/** The options of the native `Kai.densify` and `Kai.meshPoints`. */
+export interface StageOptions {
+  /** The parameter set whose `recon.*` values configure the stage (default `DEFAULT_PARAMETER_SET`, else `standard`). */
+  set?: string
+  /** Called as for `reconstruct`, with the fraction of the stage's work. */
+  onProgress?: (stage: ReconStage, fraction: number) => void
+}
+
+/** The file and counts of the native `Kai.densify` and `Kai.meshPoints`. */
+export interface StageReport {
+  /** The file written. */
+  output: string
+  /** Dense points written (`densify`), or points the surface was made from (`meshPoints`). */
+  points: number
+  /** Vertices of the mesh (`meshPoints` only). */
+  vertices?: number
+  /** Triangles of the mesh (`meshPoints` only). */
+  triangles?: number
+}
+
+/** The options of the native `Kai.levelsOfDetail`. */
+export interface LevelsOfDetailOptions {
+  /** The parameter set whose `recon.lod.*` values give the levels (default `DEFAULT_PARAMETER_SET`, else `standard`). */
+  set?: string
+}
+
+/** Mesh compression of GLB files: `meshopt` (EXT_meshopt_compression) or `none`. */
+export type MeshCompression = 'meshopt' | 'none'
+
+/** The options of the native `Kai.exportModel`. */
+export interface ExportModelOptions {
+  /** The parameter set whose `recon.export.compression` applies unless `compression` is given. */
+  set?: string
+  /** Mesh compression of GLB files (default: the set's). */
+  compression?: MeshCompression
+}
+
+/** A level of detail written to a file. */
+export interface LevelFile {
+  /** The file's path. */
+  file: string
+  vertices: number
+  triangles: number
+}
+
+/** A triangle mesh as `readMesh` returns it: three values per vertex or triangle. */
+export interface MeshArrays {
+  /** Vertex positions, x y z per vertex. */
+  positions: Float32Array
+  /** Unit vertex normals, x y z per vertex, or null when the file has none. */
+  normals: Float32Array | null
+  /** Vertex colours, r g b per vertex, or null when the file has none. */
+  colors: Uint8Array | null
+  /** Vertex indices, three per triangle, counter-clockwise seen from outside. */
+  triangles: Uint32Array
+}
+
+/** A triangle mesh to write with `writeMesh`; normals and colours are optional. */
+export interface MeshInput {
+  positions: Float32Array
+  triangles: Uint32Array
+  normals?: Float32Array | null
+  colors?: Uint8Array | null
+}
+
+/** The options of `writeMesh`. */
+export interface WriteMeshOptions {
+  /** Mesh compression of a GLB file (default `meshopt`). */
+  compression?: MeshCompression
+}
+
+/** A model file of a reconstruction job, downloaded by `RemoteKai.reconstructionModel`. */
+export interface ModelLevelFile extends LevelSummary {
+  /** The file's bytes (GLB unless the job was made otherwise). */
+  bytes: Uint8Array
 }
 
 /** The state of a reconstruction job. */
@@ -730,8 +897,11 @@ export interface ReconJob {
   /** The error that ended the job; null unless `status` is `failed`. */
   error: ReconJobError | null
   /** Counts and errors; null unless `status` is `succeeded`. */
-  result: ReconstructionSummary | null
-  /** Output files of a succeeded job: cameras.txt, images.txt, points3D.txt, points.ply. */
+  result: PipelineSummary | null
+  /**
+   * Output files of a succeeded job: the models first (`model.glb`, `model.lod1.glb`, ...),
+   * then cameras.txt, images.txt, points3D.txt, points.ply, dense.ply and mesh.ply.
+   */
   files: string[]
   /** Submission time, RFC 3339 in UTC. */
   createdAt: string

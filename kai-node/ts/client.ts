@@ -27,6 +27,7 @@ import type {
   PurgeReport,
   QualityReport,
   QualityThresholds,
+  ModelLevelFile,
   ReconJob,
   Recognition,
   RecognizeOptions,
@@ -497,6 +498,30 @@ export class RemoteKai implements KaiApi {
       method: 'GET',
       path: `/api/recon/jobs/${segment('id', id)}/files/${segment('name', name)}`,
     })
+  }
+
+  /**
+   * Downloads the model files of a succeeded job, one at a time, the full mesh first:
+   * `model.glb`, `model.lod1.glb`, ... Each comes with its name and the counts of the
+   * job's result. Rejects with `KAI_NOT_FOUND` when no job has the id, and with
+   * `KAI_INVALID_INPUT` when the job has not succeeded or has no model (jobs of kai
+   * versions that ran structure from motion only).
+   */
+  async reconstructionModel(id: string): Promise<ModelLevelFile[]> {
+    const job = await this.getReconstructionJob(id)
+    if (job === null) {
+      throw kaiError('KAI_NOT_FOUND', `reconstruction job \`${id}\` not found`)
+    }
+    const model = job.result?.model
+    if (job.status !== 'succeeded' || !model) {
+      const state = job.status === 'succeeded' ? 'succeeded without a model' : `is ${job.status}`
+      throw kaiError('KAI_INVALID_INPUT', `invalid job: reconstruction job ${id} ${state}; only a succeeded job has model files`)
+    }
+    const files: ModelLevelFile[] = []
+    for (const level of model.levels) {
+      files.push({ ...level, bytes: await this.reconstructionFile(id, level.file) })
+    }
+    return files
   }
 
   // Health

@@ -9,6 +9,7 @@ mod catalog;
 mod convert;
 mod errors;
 mod image;
+mod model;
 mod models;
 mod recon;
 mod registry;
@@ -31,6 +32,7 @@ fn _kai(module: &Bound<'_, PyModule>) -> PyResult<()> {
     registry::register(module)?;
     models::register(module)?;
     recon::register(module)?;
+    model::register(module)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Reconstruction from Python: structure from motion over a set of photos, two-view
-//! relative pose, the synthetic scene generator and the job queue. Geometry crosses as
+//! relative pose, the synthetic scene generator and the job queue (the stages after
+//! structure from motion are in `model.rs`). Geometry crosses as
 //! float64 numpy arrays in COLMAP's conventions, where a pose maps world to camera,
 //! `x_cam = R x_world + t`. Summaries and job records cross as JSON text, which
 //! `kai/recon.py` turns into dataclasses.
@@ -12,8 +13,9 @@ use kai_core::image::ImageLimits;
 use kai_core::recon::Reconstruction as CoreReconstruction;
 use kai_core::recon::geometry::{RelativePoseOptions, estimate_relative_pose};
 use kai_core::recon::jobs;
-use kai_core::recon::progress::Progress;
-use kai_core::recon::sfm::{self, SfmInput, SfmOptions};
+use kai_core::recon::pipeline::PipelineOptions;
+use kai_core::recon::progress::{Progress, Stage};
+use kai_core::recon::sfm::{self, SfmInput};
 use kai_core::recon::synthetic::{SceneOptions, SyntheticScene};
 use kai_core::registry::{Registry as CoreRegistry, RegistrySettings, SqliteRegistry};
 use nalgebra::Vector2;
@@ -34,7 +36,7 @@ use crate::registry::Registry;
 #[derive(Debug)]
 #[pyclass(module = "kai._kai", frozen)]
 pub struct Reconstruction {
-    inner: CoreReconstruction,
+    pub(crate) inner: CoreReconstruction,
 }
 
 /// One camera as JSON: COLMAP's model name and parameter order.
@@ -158,7 +160,10 @@ impl Reconstruction {
 
 /// Writes the COLMAP text model and the PLY point cloud of `reconstruction` into `out`,
 /// the same files a reconstruction job produces.
-fn write_model(reconstruction: &CoreReconstruction, out: &std::path::Path) -> kai_core::Result<()> {
+pub(crate) fn write_model(
+    reconstruction: &CoreReconstruction,
+    out: &std::path::Path,
+) -> kai_core::Result<()> {
     std::fs::create_dir_all(out).map_err(|err| Error::io("cannot create folder", out, err))?;
     jobs::write_outputs(reconstruction, out)?;
     Ok(())
@@ -166,13 +171,13 @@ fn write_model(reconstruction: &CoreReconstruction, out: &std::path::Path) -> ka
 
 /// The photos of a reconstruction as Python passes them: a folder, or a list of paths and
 /// encoded bytes (read while the GIL is held, opened with it released).
-enum Photos {
+pub(crate) enum Photos {
     Folder(PathBuf),
     List(Vec<SfmInput>),
 }
 
 impl Photos {
-    fn extract(value: &Bound<'_, PyAny>) -> kai_core::Result<Self> {
+    pub(crate) fn extract(value: &Bound<'_, PyAny>) -> kai_core::Result<Self> {
         if value.is_instance_of::<PyString>() {
             let folder: PathBuf = value
                 .extract()
@@ -193,7 +198,7 @@ impl Photos {
     }
 
     /// Lists the photos; reads the folder, so call it with the GIL released.
-    fn into_inputs(self) -> kai_core::Result<Vec<SfmInput>> {
+    pub(crate) fn into_inputs(self) -> kai_core::Result<Vec<SfmInput>> {
         match self {
             Self::Folder(folder) => sfm::inputs_from_dir(&folder),
             Self::List(inputs) => Ok(inputs),
@@ -225,20 +230,20 @@ fn photo_input(item: &Bound<'_, PyAny>, index: usize) -> kai_core::Result<SfmInp
     ))
 }
 
-/// Returns the structure-from-motion options of parameter set `set` (the registry's
-/// default set when None) in `registry`, or among the shipped sets when no registry is
-/// given, as `kai recon sfm` does without a store.
-fn sfm_options(
+/// Returns the options of every reconstruction stage of parameter set `set` (the
+/// registry's default set when None) in `registry`, or among the shipped sets when no
+/// registry is given, as the `kai recon` commands do without a store.
+pub(crate) fn pipeline_options(
     py: Python<'_>,
     set: Option<&str>,
     registry: Option<&Registry>,
-) -> PyResult<SfmOptions> {
+) -> PyResult<PipelineOptions> {
     detached(py, || {
         let resolution = match registry {
             Some(registry) => registry.inner().resolve(set, &[])?,
             None => shipped_sets()?.resolve(set, &[])?,
         };
-        kai_core::registry::sfm_options(&resolution.values)
+        kai_core::registry::pipeline_options(&resolution.values)
     })
 }
 
@@ -252,23 +257,36 @@ fn shipped_sets() -> kai_core::Result<CoreRegistry> {
     ))
 }
 
-/// Forwards core progress reports to a Python callable as `(stage, fraction)`.
+/// Forwards core progress reports to a Python callable as `(stage, fraction)`, where the
+/// fraction is of the stages `first..=last` that the call runs.
 ///
 /// Worker threads report concurrently and out of order, so a report whose fraction is
 /// below one already forwarded is dropped, and the lock makes the calls one at a time
 /// in increasing order. The lock is always taken before the GIL, and the thread that
 /// waits for the run holds neither, so the two cannot deadlock.
-struct ProgressForwarder {
+pub(crate) struct ProgressForwarder {
     callback: Option<Py<PyAny>>,
+    first: Stage,
+    last_stage: Stage,
     last: Mutex<f64>,
 }
 
 impl ProgressForwarder {
-    fn report(&self, progress: Progress) {
+    /// Forwards the reports of the stages `first..=last` to `callback`, if any.
+    pub(crate) fn new(callback: Option<Py<PyAny>>, first: Stage, last: Stage) -> Self {
+        Self {
+            callback,
+            first,
+            last_stage: last,
+            last: Mutex::new(0.0),
+        }
+    }
+
+    pub(crate) fn report(&self, progress: Progress) {
         let Some(callback) = &self.callback else {
             return;
         };
-        let fraction = progress.fraction();
+        let fraction = progress.fraction_of(self.first, self.last_stage);
         let mut last = self
             .last
             .lock()
@@ -301,11 +319,8 @@ fn reconstruct(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Reconstruction> {
     let photos = raise(py, Photos::extract(photos))?;
-    let options = sfm_options(py, set, registry.as_ref().map(Bound::get))?;
-    let forwarder = ProgressForwarder {
-        callback: progress,
-        last: Mutex::new(0.0),
-    };
+    let options = pipeline_options(py, set, registry.as_ref().map(Bound::get))?.sfm;
+    let forwarder = ProgressForwarder::new(progress, Stage::Screening, Stage::Refinement);
     // NOTE: the core has no cancellation, so Ctrl-C is only seen after the run ends.
     let inner = detached(py, || {
         let limits = ImageLimits::from_env()?;
@@ -399,13 +414,15 @@ fn relative_pose<'py>(
 }
 
 /// Renders a synthetic scene of `images` photos of `width` x `height` pixels from seed
-/// `seed`, as `kai recon synth` does, so the same arguments give the same pixels. The
+/// `seed`, on an arc of `arc_degrees` around the objects, as `kai recon synth` does, so
+/// the same arguments give the same pixels. The
 /// PNGs go into `out_dir`. The ground truth goes into `out_dir/ground_truth` as a COLMAP
 /// text model and points.ply: the true cameras and poses, and `points` sampled surface
 /// points seen by at least two photos. Returns the photo paths and the ground truth. The
 /// GIL is released while the scene renders.
 #[pyfunction]
-#[pyo3(signature = (out_dir, *, images = 30, seed = 0, width = 640, height = 480, points = 5000))]
+#[pyo3(signature = (out_dir, *, images = 30, seed = 0, width = 640, height = 480, points = 5000, arc_degrees = 360.0))]
+#[allow(clippy::too_many_arguments)]
 fn generate_scene(
     py: Python<'_>,
     out_dir: PathBuf,
@@ -414,12 +431,14 @@ fn generate_scene(
     width: i64,
     height: i64,
     points: i64,
+    arc_degrees: f64,
 ) -> PyResult<(Vec<PathBuf>, Reconstruction)> {
     let options = SceneOptions {
         images: count(py, "images", images)?,
         width: count(py, "width", width)?,
         height: count(py, "height", height)?,
         seed,
+        arc_degrees,
         ..SceneOptions::default()
     };
     let points: usize = count(py, "points", points)?;
@@ -466,7 +485,8 @@ impl JobQueue {
     }
 
     /// Stores the photos in a new job's folder and queues it; returns the job as JSON.
-    /// The options are those of `set` in `registry`, or the defaults.
+    /// The job runs every stage, photos to model files, with the options of `set` in
+    /// `registry`, or of the shipped sets.
     #[pyo3(signature = (photos, set = None, registry = None))]
     fn submit(
         &self,
@@ -476,7 +496,7 @@ impl JobQueue {
         registry: Option<Bound<'_, Registry>>,
     ) -> PyResult<String> {
         let photos = raise(py, Photos::extract(photos))?;
-        let options = sfm_options(py, set, registry.as_ref().map(Bound::get))?;
+        let options = pipeline_options(py, set, registry.as_ref().map(Bound::get))?;
         let job = detached(py, || {
             let limits = ImageLimits::from_env()?;
             self.inner.submit(photos.into_inputs()?, options, limits)

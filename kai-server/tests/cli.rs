@@ -1139,7 +1139,12 @@ fn store_migrate_copies_catalog_and_registry_to_postgres() {
 /// Builds a `kai recon` command that runs in `dir` without a store, a database or a
 /// default set from the environment, so the shipped parameter sets apply.
 fn recon(dir: &std::path::Path, args: &[&str]) -> Command {
-    let mut command = kai(&["recon"]);
+    // `kai reconstruct` is the one reconstruction command outside `kai recon`.
+    let mut command = if args.first() == Some(&"reconstruct") {
+        kai(&[])
+    } else {
+        kai(&["recon"])
+    };
     command
         .args(args)
         .current_dir(dir)
@@ -1310,6 +1315,128 @@ fn recon_synth_scene_reconstructs() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("of 8 photos"), "{text}");
     assert!(text.contains("mean reprojection error"), "{text}");
+
+    // Every stage on its own, each reading the files of the one before.
+    let json = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let output = run(&mut recon(dir.path(), &all));
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let screening = json(&["screen", "scene", "-o", "work/screening.json"]);
+    assert_eq!(
+        screening["accepted"].as_array().unwrap().len(),
+        8,
+        "{screening}"
+    );
+    let sparse = json(&[
+        "sfm",
+        "scene",
+        "--screening",
+        "work/screening.json",
+        "-o",
+        "work/sparse",
+        "--tier",
+        "standard",
+    ]);
+    assert!(
+        sparse["registeredImages"].as_u64().unwrap() >= 7,
+        "{sparse}"
+    );
+    let dense = json(&[
+        "dense",
+        "work/sparse",
+        "--images",
+        "scene",
+        "-o",
+        "work/dense.ply",
+    ]);
+    assert!(dense["points"].as_u64().unwrap() > 1000, "{dense}");
+    let mesh = json(&["mesh", "work/dense.ply", "-o", "work/mesh.ply"]);
+    assert!(mesh["triangles"].as_u64().unwrap() > 1000, "{mesh}");
+    let levels = json(&["lod", "work/mesh.ply", "-o", "work/lod"]);
+    assert_eq!(levels.as_array().unwrap().len(), 3, "{levels}");
+    let exported = json(&["export", "work/lod", "-o", "out/model.glb"]);
+    assert_eq!(exported[2]["file"], "model.lod2.glb", "{exported}");
+    for name in ["model.glb", "model.lod1.glb", "model.lod2.glb"] {
+        let bytes = std::fs::read(dir.path().join("out").join(name)).unwrap();
+        assert_eq!(&bytes[..4], b"glTF", "{name}");
+    }
+    json(&["export", "work/mesh.ply", "-o", "out/mesh.obj"]);
+    assert!(dir.path().join("out/mesh.mtl").is_file());
+
+    // And all of them in one run.
+    let full = json(&[
+        "reconstruct",
+        "scene",
+        "-o",
+        "full/model.glb",
+        "--work",
+        "full/work",
+    ]);
+    assert_eq!(full["images"], 8, "{full}");
+    assert_eq!(
+        full["model"]["levels"].as_array().unwrap().len(),
+        3,
+        "{full}"
+    );
+    assert!(dir.path().join("full/model.lod2.glb").is_file());
+    assert!(dir.path().join("full/work/lod/lod0.ply").is_file());
+    assert!(dir.path().join("full/work/sparse/cameras.txt").is_file());
+}
+
+#[test]
+fn recon_stages_reject_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.ply"),
+        "ply\nformat ascii 1.0\nelement vertex 9999999999999\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("empty.glb"), "glTF").unwrap();
+    for (args, code, expected) in [
+        (
+            &["mesh", "broken.ply", "-o", "mesh.ply"][..],
+            2,
+            "broken.ply",
+        ),
+        (
+            &["mesh", "missing.ply", "-o", "mesh.ply"][..],
+            3,
+            "missing.ply",
+        ),
+        (&["lod", "empty.glb", "-o", "lod"][..], 2, "empty.glb"),
+        (
+            &["export", "broken.ply", "-o", "model.stl"][..],
+            2,
+            "model.stl",
+        ),
+        (&["export", "nothing", "-o", "model.glb"][..], 3, "nothing"),
+        (
+            &["dense", "no-sparse", "--images", ".", "-o", "d.ply"][..],
+            3,
+            "no-sparse",
+        ),
+        (
+            &["reconstruct", "no-photos", "-o", "m.glb"][..],
+            3,
+            "no-photos",
+        ),
+    ] {
+        let output = run(&mut recon(dir.path(), args));
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(expected),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
 }
 
 #[test]

@@ -258,7 +258,87 @@ def generate_scene(
     width: int = 640,
     height: int = 480,
     points: int = 5000,
+    arc_degrees: float = 360.0,
 ) -> tuple[builtins.list[Path], Reconstruction]: ...
+
+# The stages after structure from motion. A mesh crosses as (positions float32 (N, 3),
+# normals float32 (N, 3) or None, colors uint8 (N, 3) or None, triangles uint32 (M, 3)),
+# a point cloud as (positions float64 (N, 3), colors uint8 (N, 3), normals float64 (N, 3)
+# or None); an input given as a str is a file path.
+
+_MeshArrays = tuple[
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32] | None,
+    npt.NDArray[np.uint8] | None,
+    npt.NDArray[np.uint32],
+]
+_PointArrays = tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.uint8], npt.NDArray[np.float64] | None
+]
+
+def reconstruct_model(
+    photos: str | builtins.list[str | bytes],
+    output: str,
+    work: str | None = None,
+    set: str | None = None,
+    registry: Registry | None = None,
+    progress: Callable[[str, float], object] | None = None,
+) -> tuple[Reconstruction, str]:
+    """Returns the sparse model and `{"files", "summary"}` as JSON."""
+def screen(
+    photos: str | builtins.list[str | bytes],
+    output: str | None = None,
+    set: str | None = None,
+    registry: Registry | None = None,
+    progress: Callable[[str, float], object] | None = None,
+) -> str: ...
+def densify(
+    sparse: Reconstruction | str,
+    photos: str | builtins.list[str | bytes],
+    output: str | None = None,
+    set: str | None = None,
+    registry: Registry | None = None,
+    progress: Callable[[str, float], object] | None = None,
+) -> _PointArrays: ...
+def mesh(
+    points: str | _PointArrays,
+    output: str | None = None,
+    set: str | None = None,
+    registry: Registry | None = None,
+    progress: Callable[[str, float], object] | None = None,
+) -> _MeshArrays: ...
+def levels_of_detail(
+    mesh: str | _MeshArrays,
+    output_dir: str,
+    set: str | None = None,
+    registry: Registry | None = None,
+) -> str:
+    """Returns `[{"path", "vertices", "triangles"}]` as JSON."""
+def export_model(
+    input: str | _MeshArrays | builtins.list[_MeshArrays],
+    output: str,
+    compression: str | None = None,
+    set: str | None = None,
+    registry: Registry | None = None,
+) -> str:
+    """Returns `[{"path", "vertices", "triangles"}]` as JSON."""
+def read_mesh(path: str) -> _MeshArrays: ...
+def write_mesh(
+    positions: npt.NDArray[np.float32],
+    normals: npt.NDArray[np.float32] | None,
+    colors: npt.NDArray[np.uint8] | None,
+    triangles: npt.NDArray[np.uint32],
+    path: str,
+    compression: str | None = None,
+) -> None: ...
+def read_points(path: str) -> _PointArrays: ...
+def write_points(
+    positions: npt.NDArray[np.float64],
+    colors: npt.NDArray[np.uint8],
+    normals: npt.NDArray[np.float64] | None,
+    path: str,
+    ascii: bool = False,
+) -> None: ...
 
 class JobQueue:
     """Reconstruction jobs in a folder, run by worker threads of this process."""

@@ -25,11 +25,11 @@ macro_rules! migrations {
 
 /// The SQLite migrations, in the order they apply.
 pub const SQLITE_MIGRATIONS: &[Migration] =
-    migrations!("sqlite": "0001_catalog", "0002_registry", "0003_recon");
+    migrations!("sqlite": "0001_catalog", "0002_registry", "0003_recon", "0004_recon_model");
 
 /// The PostgreSQL migrations, in the order they apply.
 pub const POSTGRES_MIGRATIONS: &[Migration] =
-    migrations!("postgres": "0001_catalog", "0002_registry", "0003_recon");
+    migrations!("postgres": "0001_catalog", "0002_registry", "0003_recon", "0004_recon_model");
 
 /// An arbitrary constant that identifies kai's migration lock among PostgreSQL's
 /// advisory locks.
@@ -156,7 +156,15 @@ mod tests {
     fn sqlite_migrations_apply_once() {
         let mut connection = rusqlite::Connection::open_in_memory().unwrap();
         let first = apply_sqlite(&mut connection, SQLITE_MIGRATIONS).unwrap();
-        assert_eq!(first, ["0001_catalog", "0002_registry", "0003_recon"]);
+        assert_eq!(
+            first,
+            [
+                "0001_catalog",
+                "0002_registry",
+                "0003_recon",
+                "0004_recon_model"
+            ]
+        );
         let again = apply_sqlite(&mut connection, SQLITE_MIGRATIONS).unwrap();
         assert!(again.is_empty());
     }

@@ -1,11 +1,14 @@
-//! Reconstruction jobs: a queue of structure-from-motion runs on worker threads, shared by
-//! the server's REST routes and MCP tools and by the Python and Node bindings.
+//! Reconstruction jobs: a queue of whole reconstruction runs (photos to model files, see
+//! [`pipeline`](crate::recon::pipeline)) on worker threads, shared by the server's REST
+//! routes and MCP tools and by the Python and Node bindings.
 //!
 //! Each job has a folder `ROOT/<id>/` named by its UUID. It contains `job.json` (the
 //! [`ReconJob`] as JSON), the photos under `images/` while the job waits or runs, and the
-//! outputs once it succeeds: the COLMAP text model (`cameras.txt`, `images.txt`,
-//! `points3D.txt`) and the point cloud `points.ply`. The photos are deleted when the job
-//! finishes, because only the outputs can be downloaded.
+//! outputs once it succeeds: the models `model.glb` (the full mesh) and `model.lod1.glb`,
+//! `model.lod2.glb`, ... (coarser levels of detail), the mesh `mesh.ply`, the dense points
+//! `dense.ply`, the COLMAP text model (`cameras.txt`, `images.txt`, `points3D.txt`) and
+//! the sparse points `points.ply`. The photos are deleted when the job finishes, because
+//! only the outputs can be downloaded.
 //!
 //! Stable interface, which the surfaces build on:
 //!
@@ -42,10 +45,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use super::export::{PlyFormat, PointCloud, write_colmap_text};
+use super::cloud::PointCloud;
+use super::export::{PlyFormat, write_colmap_text};
+use super::pipeline::{self, PipelineOptions, PipelineOutput, PipelineSummary};
 use super::progress::{Progress, Stage};
-use super::reconstruction::{Reconstruction, ReconstructionSummary};
-use super::sfm::{ImageSource, SfmInput, SfmOptions, reconstruct};
+use super::reconstruction::Reconstruction;
+use super::sfm::{ImageSource, SfmInput};
 use crate::db::{now_millis, rfc3339};
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::{ImageLimits, probe};
@@ -55,8 +60,10 @@ use crate::image::{ImageLimits, probe};
 pub const DEFAULT_MAX_IMAGES: usize = 200;
 /// Minimum number of photos per job, which is one image pair.
 pub const MIN_IMAGES: usize = 2;
-/// The files a succeeded job contains, in the order [`ReconJob::files`] lists them.
+/// The sparse model's files, in the order [`write_outputs`] returns them.
 pub const OUTPUT_FILES: [&str; 4] = ["cameras.txt", "images.txt", "points3D.txt", "points.ply"];
+/// The model file of a job's full mesh; coarser levels are `model.lod1.glb`, ...
+pub const MODEL_FILE: &str = "model.glb";
 /// Maximum length of a photo name in bytes, the common file-name limit.
 pub const MAX_NAME_BYTES: usize = 255;
 
@@ -138,7 +145,7 @@ pub struct ReconJob {
     /// The error that failed the job, or `null` unless `status` is `failed`.
     pub error: Option<JobError>,
     /// Counts and errors of the reconstruction, or `null` unless `status` is `succeeded`.
-    pub result: Option<ReconstructionSummary>,
+    pub result: Option<PipelineSummary>,
     /// Names of the output files to download, empty unless `status` is `succeeded`.
     pub files: Vec<String>,
     /// Submission time, RFC 3339 in UTC.
@@ -151,7 +158,7 @@ pub struct ReconJob {
 struct PendingJob {
     id: String,
     inputs: Vec<SfmInput>,
-    options: SfmOptions,
+    options: PipelineOptions,
     limits: ImageLimits,
 }
 
@@ -320,7 +327,7 @@ impl JobQueue {
     pub fn submit(
         &self,
         inputs: Vec<SfmInput>,
-        options: SfmOptions,
+        options: PipelineOptions,
         limits: ImageLimits,
     ) -> Result<ReconJob> {
         options.validate()?;
@@ -710,14 +717,33 @@ fn run(shared: &Shared, pending: PendingJob) {
     };
     let dir = shared.job_dir(id);
     let outcome = Error::catch_panic(|| {
-        let reconstruction = reconstruct(
+        let model = dir.join(MODEL_FILE);
+        let dense = dir.join(pipeline::files::DENSE_FILE);
+        let mesh = dir.join(pipeline::files::MESH_FILE);
+        let output = PipelineOutput {
+            sparse: Some(&dir),
+            dense: Some(&dense),
+            mesh: Some(&mesh),
+            ..PipelineOutput::model(&model)
+        };
+        let result = pipeline::run(
             &pending.inputs,
             &pending.options,
             &pending.limits,
+            output,
             &on_progress,
         )?;
-        let files = write_outputs(&reconstruction, &dir)?;
-        Ok((reconstruction.summary(), files))
+        let files = result
+            .files
+            .iter()
+            .filter_map(|file| file.file_name())
+            .map(|name| name.to_string_lossy().into_owned())
+            .collect();
+        let summary = PipelineSummary {
+            sparse: result.reconstruction.summary(),
+            model: Some(result.model),
+        };
+        Ok((summary, files))
     });
 
     let finished_at = Some(rfc3339(now_millis()));
@@ -725,8 +751,8 @@ fn run(shared: &Shared, pending: PendingJob) {
         Ok((summary, files)) => {
             tracing::info!(
                 job = %id,
-                registered_images = summary.registered_images,
-                points = summary.points,
+                registered_images = summary.sparse.registered_images,
+                points = summary.sparse.points,
                 "reconstruction job succeeded"
             );
             update(shared, id, |job| {
@@ -803,7 +829,7 @@ mod tests {
     }
 
     fn submit(queue: &JobQueue, inputs: Vec<SfmInput>) -> Result<ReconJob> {
-        queue.submit(inputs, SfmOptions::default(), ImageLimits::default())
+        queue.submit(inputs, PipelineOptions::default(), ImageLimits::default())
     }
 
     fn invalid_message(result: Result<ReconJob>) -> String {
@@ -895,7 +921,7 @@ mod tests {
             ..ImageLimits::default()
         };
         let err = queue
-            .submit(large, SfmOptions::default(), limits)
+            .submit(large, PipelineOptions::default(), limits)
             .expect_err("over the pixel limit");
         assert!(err.to_string().contains("100x100"), "{err}");
 
@@ -911,10 +937,8 @@ mod tests {
     #[test]
     fn submit_checks_options() {
         let dir = tempfile::tempdir().expect("temporary folder");
-        let options = SfmOptions {
-            match_ratio: 2.0,
-            ..SfmOptions::default()
-        };
+        let mut options = PipelineOptions::default();
+        options.sfm.match_ratio = 2.0;
         let err = queue(dir.path())
             .submit(photos(2), options, ImageLimits::default())
             .expect_err("invalid options");
@@ -1069,8 +1093,29 @@ mod tests {
         let job = wait_until_finished(&queue, &submitted.id);
         assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
         assert_eq!(job.progress, 1.0);
-        assert_eq!(job.files, OUTPUT_FILES);
-        let summary = job.result.expect("a result");
+        assert_eq!(job.files[0], MODEL_FILE);
+        for name in OUTPUT_FILES
+            .iter()
+            .chain(&["dense.ply", "mesh.ply", "model.lod1.glb"])
+        {
+            assert!(
+                job.files.iter().any(|f| f == name),
+                "{name} in {:?}",
+                job.files
+            );
+        }
+        let result = job.result.expect("a result");
+        let model = result.model.clone().expect("the model counts");
+        assert!(model.dense_points > 1000, "{model:?}");
+        assert!(model.levels.len() >= 2, "{model:?}");
+        assert!(
+            model.levels[1].triangles < model.levels[0].triangles,
+            "{model:?}"
+        );
+        let glb = queue.file(&job.id, MODEL_FILE).expect("the model file");
+        let mesh = crate::recon::TriangleMesh::read_glb(&glb).expect("the model reads back");
+        assert_eq!(mesh.triangles.len(), model.levels[0].triangles);
+        let summary = result.sparse;
         assert_eq!(summary.images, 10);
         assert!(summary.registered_images >= 9, "{summary:?}");
         assert!(summary.points >= 500, "{summary:?}");
@@ -1102,6 +1147,6 @@ mod tests {
         let reopened = JobQueue::open(dir.path(), 1).expect("reopens");
         let loaded = reopened.get(&job.id).expect("loaded");
         assert_eq!(loaded.status, JobStatus::Succeeded);
-        assert_eq!(loaded.result.map(|r| r.points), Some(summary.points));
+        assert_eq!(loaded.result.map(|r| r.sparse.points), Some(summary.points));
     }
 }

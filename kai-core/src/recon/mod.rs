@@ -18,11 +18,15 @@
 
 pub mod bundle;
 pub mod camera;
+pub mod cloud;
+pub mod dense;
 pub mod exif;
 pub mod export;
 pub mod features;
 pub mod geometry;
 pub mod jobs;
+pub mod mesh;
+pub mod pipeline;
 pub mod pnp;
 pub mod pose;
 pub mod progress;
@@ -31,6 +35,8 @@ pub mod sfm;
 pub mod synthetic;
 
 pub use camera::{Camera, CameraModel};
+pub use cloud::PointCloud;
+pub use mesh::TriangleMesh;
 pub use pose::Pose;
 pub use progress::{Progress, ProgressFn, Stage};
 pub use reconstruction::{

@@ -50,7 +50,7 @@ pub use settings::RegistrySettings;
 pub use sqlite::SqliteRegistry;
 pub use storage::{BuildVersion, RegistryStorage};
 pub use suggest::{Evidence, SuggestOptions, SuggestTarget, Suggestion};
-pub use typed::{quality_thresholds, recognize_options, sfm_options};
+pub use typed::{pipeline_options, quality_thresholds, recognize_options, sfm_options};
 
 use serde::Serialize;
 

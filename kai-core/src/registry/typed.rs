@@ -9,6 +9,12 @@ use crate::recognize::RecognizeOptions;
 use crate::recon::CameraModel;
 use crate::recon::bundle::LossFunction;
 use crate::recon::sfm::SfmOptions;
+use crate::recon::{
+    dense::DenseOptions,
+    export::Compression,
+    mesh::PoissonOptions,
+    pipeline::{CloudOptions, LodSettings, MeshOptions, PipelineOptions},
+};
 
 fn float(values: &Values, name: &str, default: f32) -> Result<f32> {
     match values.get(name) {
@@ -189,6 +195,87 @@ pub fn sfm_options(values: &Values) -> Result<SfmOptions> {
     Ok(options)
 }
 
+/// Maps the `recon.*` values of a parameter set to the options of the whole
+/// reconstruction pipeline; parameters the set lacks take the code's defaults.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] naming the parameter whose value has the wrong type or range.
+pub fn pipeline_options(values: &Values) -> Result<PipelineOptions> {
+    let d = PipelineOptions::default();
+    let compression = match choice(values, "recon.export.compression") {
+        None => d.compression,
+        Some("meshopt") => Compression::Meshopt,
+        Some("none") => Compression::None,
+        Some(_) => return Err(wrong("recon.export.compression", "meshopt or none")),
+    };
+    let dense = DenseOptions {
+        max_image_size: whole(values, "recon.dense.max_image_size", d.dense.max_image_size)?,
+        neighbors: count(values, "recon.dense.neighbors", d.dense.neighbors)?,
+        depth_planes: count(values, "recon.dense.depth_planes", d.dense.depth_planes)?,
+        window_radius: count(values, "recon.dense.window_radius", d.dense.window_radius)?,
+        min_ncc: double(values, "recon.dense.min_ncc", d.dense.min_ncc)?,
+        min_consistent_views: count(
+            values,
+            "recon.dense.min_consistent_views",
+            d.dense.min_consistent_views,
+        )?,
+        ..d.dense
+    };
+    let cloud = CloudOptions {
+        voxel_size: double(values, "recon.cloud.voxel_size", d.cloud.voxel_size)?,
+        outlier_neighbors: count(
+            values,
+            "recon.cloud.outlier_neighbors",
+            d.cloud.outlier_neighbors,
+        )?,
+        outlier_std_ratio: double(
+            values,
+            "recon.cloud.outlier_std_ratio",
+            d.cloud.outlier_std_ratio,
+        )?,
+        normal_neighbors: count(
+            values,
+            "recon.cloud.normal_neighbors",
+            d.cloud.normal_neighbors,
+        )?,
+    };
+    let mesh = MeshOptions {
+        poisson: PoissonOptions {
+            depth: whole(values, "recon.mesh.depth", d.mesh.poisson.depth)?,
+            screening: double(values, "recon.mesh.screening", d.mesh.poisson.screening)?,
+            ..d.mesh.poisson.clone()
+        },
+        density_trim: double(values, "recon.mesh.density_trim", d.mesh.density_trim)?,
+        min_component_share: double(
+            values,
+            "recon.mesh.min_component_share",
+            d.mesh.min_component_share,
+        )?,
+    };
+    let lod = LodSettings {
+        levels: count(values, "recon.lod.levels", d.lod.levels)?,
+        ratio: double(values, "recon.lod.ratio", d.lod.ratio)?,
+        target_error: double(values, "recon.lod.target_error", d.lod.target_error)?,
+    };
+    let sfm = sfm_options(values)?;
+    // Dense stereo shares the SfM seed, so one `recon.seed` repeats the whole run.
+    let dense = DenseOptions {
+        seed: sfm.seed,
+        ..dense
+    };
+    let options = PipelineOptions {
+        sfm,
+        dense,
+        cloud,
+        mesh,
+        lod,
+        compression,
+    };
+    options.validate()?;
+    Ok(options)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +333,60 @@ mod tests {
             let values = Values::from([(name.to_owned(), value)]);
             let err = sfm_options(&values).unwrap_err();
             assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn pipeline_options_map_and_reject_bad_values() {
+        let values = Values::from([
+            (
+                "recon.export.compression".to_owned(),
+                ParamValue::Text("none".into()),
+            ),
+            ("recon.mesh.depth".to_owned(), ParamValue::Int(9)),
+            ("recon.seed".to_owned(), ParamValue::Int(7)),
+        ]);
+        let options = pipeline_options(&values).unwrap();
+        assert_eq!(options.compression, Compression::None);
+        assert_eq!(options.mesh.poisson.depth, 9);
+        assert_eq!(options.dense.seed, 7);
+        // An empty set resolves to the code's defaults (screening thresholds included,
+        // which SfmOptions::default leaves out).
+        let empty = pipeline_options(&Values::new()).unwrap();
+        assert_eq!(
+            PipelineOptions {
+                sfm: SfmOptions::default(),
+                ..empty
+            },
+            PipelineOptions::default()
+        );
+
+        for (name, value, expected) in [
+            (
+                "recon.export.compression",
+                ParamValue::Text("zip".into()),
+                "recon.export.compression",
+            ),
+            (
+                "recon.lod.levels",
+                ParamValue::Text("3".into()),
+                "recon.lod.levels",
+            ),
+            ("recon.lod.levels", ParamValue::Int(0), "levels"),
+            (
+                "recon.cloud.voxel_size",
+                ParamValue::Float(0.5),
+                "voxel_size",
+            ),
+            (
+                "recon.dense.depth_planes",
+                ParamValue::Int(-1),
+                "recon.dense.depth_planes",
+            ),
+        ] {
+            let values = Values::from([(name.to_owned(), value)]);
+            let err = pipeline_options(&values).unwrap_err();
+            assert!(err.to_string().contains(expected), "{name}: {err}");
         }
     }
 }

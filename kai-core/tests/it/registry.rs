@@ -8,9 +8,10 @@ use std::sync::{Arc, Barrier};
 use kai_core::db::StorageConfig;
 use kai_core::image::QualityThresholds;
 use kai_core::recognize::RecognizeOptions;
+use kai_core::recon::pipeline::PipelineOptions;
 use kai_core::recon::sfm::SfmOptions;
-use kai_core::registry::sfm_options;
 use kai_core::registry::{ParamValue, Registry, RegistrySettings, Schema, Values, WriteOptions};
+use kai_core::registry::{pipeline_options, sfm_options};
 use kai_core::{Error, ErrorKind};
 
 use crate::common::{TestDatabase, postgres};
@@ -180,6 +181,21 @@ fn shipped_sets_match_the_code_defaults(place: &Place) {
     assert!(enterprise_sfm.max_features > premium_sfm.max_features);
     assert!(enterprise_sfm.ba_max_iterations > sfm.ba_max_iterations);
     assert_eq!(enterprise.values.len(), v.len());
+
+    // The model stages of migration 0004: `standard` holds the code's defaults, the
+    // higher tiers a finer grid and larger depth maps.
+    let pipeline = pipeline_options(v).unwrap();
+    let defaults = PipelineOptions::default();
+    assert_eq!(pipeline.dense, defaults.dense);
+    assert_eq!(pipeline.cloud, defaults.cloud);
+    assert_eq!(pipeline.mesh, defaults.mesh);
+    assert_eq!(pipeline.lod, defaults.lod);
+    assert_eq!(pipeline.compression, defaults.compression);
+    let premium_pipeline = pipeline_options(&premium.values).unwrap();
+    let enterprise_pipeline = pipeline_options(&enterprise.values).unwrap();
+    assert!(premium_pipeline.mesh.poisson.depth > pipeline.mesh.poisson.depth);
+    assert!(enterprise_pipeline.dense.max_image_size > premium_pipeline.dense.max_image_size);
+    assert!(enterprise_pipeline.cloud.voxel_size < pipeline.cloud.voxel_size);
 }
 
 fn versions_are_immutable_and_kept(place: &Place) {

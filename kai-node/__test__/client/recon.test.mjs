@@ -1,9 +1,9 @@
 // Tests RemoteKai's reconstruction jobs against the kai-server that
 // scripts/test_node_client.sh starts: a synthetic scene from the native module's
 // generator is uploaded, the job is polled with waitForReconstruction until it ends, and
-// its COLMAP model is downloaded.
+// its model files (GLB levels of detail) and COLMAP model are downloaded.
 import assert from 'node:assert/strict'
-import { readFileSync, rmSync, mkdtempSync } from 'node:fs'
+import { readFileSync, rmSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -13,12 +13,12 @@ import { nativeBinding, nativeSkip, rejectsWith, remote, serverSkip } from './he
 const skip = serverSkip || nativeSkip
 const kai = skip ? undefined : remote()
 
-// The scene of the native reconstruction tests: 16 photos of 640x480 on a full ring, each
-// PNG about 0.5 MB, below the server's KAI_MAX_IMAGE_BYTES of 1 MB in the test script.
-// Fewer photos, or smaller ones, share too few matches to reconstruct.
-const SCENE = { images: 16, seed: 3, width: 640, height: 480 }
+// The small scene of the native model tests: 10 photos of 400x300 on a 90 degree arc, each
+// PNG well below the server's KAI_MAX_IMAGE_BYTES of 1 MB in the test script, so a whole
+// job takes seconds.
+const SCENE = { images: 10, seed: 7, width: 400, height: 300, arcDegrees: 90 }
 const MIN_REGISTERED = SCENE.images - 1
-const OUTPUT_FILES = ['cameras.txt', 'images.txt', 'points3D.txt', 'points.ply']
+const OUTPUT_FILES = ['cameras.txt', 'images.txt', 'points3D.txt', 'points.ply', 'dense.ply', 'mesh.ply']
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000'
 
 describe('reconstruction jobs', { skip }, () => {
@@ -34,7 +34,7 @@ describe('reconstruction jobs', { skip }, () => {
     }
   })
 
-  test('submit, wait and download the model', async () => {
+  test('submit, wait and download the models', async () => {
     const job = await kai.submitReconstruction(scene.photos, { set: 'standard' })
     assert.equal(job.status, 'queued')
     assert.equal(job.error, null)
@@ -44,11 +44,31 @@ describe('reconstruction jobs', { skip }, () => {
     const finished = await kai.waitForReconstruction(job.id, { intervalMs: 100, timeoutMs: 600_000 })
     assert.equal(finished.status, 'succeeded', JSON.stringify(finished.error))
     assert.equal(finished.progress, 1)
-    assert.deepEqual(finished.files, OUTPUT_FILES)
+    assert.equal(finished.files[0], 'model.glb')
+    for (const name of OUTPUT_FILES) {
+      assert.ok(finished.files.includes(name), `${name} in ${finished.files}`)
+    }
     const summary = finished.result
     assert.equal(summary.images, SCENE.images)
     assert.ok(summary.registeredImages >= MIN_REGISTERED, JSON.stringify(summary.unregistered))
     assert.ok(summary.meanReprojectionError < 1, `${summary.meanReprojectionError} px`)
+    assert.ok(summary.model.densePoints > 1000, JSON.stringify(summary.model))
+    assert.ok(summary.model.levels.length >= 2, JSON.stringify(summary.model))
+
+    // The GLB levels download in order and read back with the counts of the result.
+    const levels = await kai.reconstructionModel(job.id)
+    assert.deepEqual(
+      levels.map(({ file, vertices, triangles }) => ({ file, vertices, triangles })),
+      summary.model.levels,
+    )
+    for (const level of levels) {
+      assert.equal(new TextDecoder().decode(level.bytes.subarray(0, 4)), 'glTF')
+      const copy = join(folder, level.file)
+      writeFileSync(copy, level.bytes)
+      const mesh = await nativeBinding.readMesh(copy)
+      assert.equal(mesh.triangles.length, 3 * level.triangles)
+      assert.equal(mesh.positions.length, 3 * level.vertices)
+    }
 
     // The upload keeps the file names, which name the photos in the model.
     const images = new TextDecoder().decode(await kai.reconstructionFile(job.id, 'images.txt'))
@@ -69,6 +89,8 @@ describe('reconstruction jobs', { skip }, () => {
     // Reconstructing takes far longer than one status request, so the job is still
     // queued or running when a wait without time to spare checks it.
     await rejectsWith(kai.waitForReconstruction(job.id, { timeoutMs: 0 }), 'KAI_TIMEOUT')
+    // A job that has not ended has no model files yet.
+    await rejectsWith(kai.reconstructionModel(job.id), 'KAI_INVALID_INPUT')
     const finished = await kai.waitForReconstruction(job.id, { intervalMs: 100, timeoutMs: 600_000 })
     assert.equal(finished.status, 'succeeded', JSON.stringify(finished.error))
     const images = new TextDecoder().decode(await kai.reconstructionFile(job.id, 'images.txt'))
@@ -79,7 +101,7 @@ describe('reconstruction jobs', { skip }, () => {
       .map((fields) => fields[9])
     assert.equal(names.length, finished.result.registeredImages)
     for (const name of names) {
-      assert.match(name, /^image-([1-9]|1[0-6])$/)
+      assert.match(name, /^image-([1-9]|10)$/)
     }
   })
 
@@ -90,5 +112,6 @@ describe('reconstruction jobs', { skip }, () => {
     await rejectsWith(kai.submitReconstruction([scene.photos[0]]), 'KAI_INVALID_INPUT', 400)
     await rejectsWith(kai.submitReconstruction(scene.photos.slice(0, 2), { set: 'no-such-set' }), 'KAI_NOT_FOUND', 404)
     await rejectsWith(kai.waitForReconstruction(UNKNOWN_ID, { intervalMs: -1 }), 'KAI_INVALID_INPUT')
+    await rejectsWith(kai.reconstructionModel(UNKNOWN_ID), 'KAI_NOT_FOUND')
   })
 })

@@ -62,8 +62,11 @@ enum Command {
     /// Manage the store itself: copy an embedded store into PostgreSQL.
     #[command(subcommand)]
     Store(store::StoreCommand),
-    /// Reconstruct cameras and a sparse point cloud from photos, and render synthetic
-    /// scenes to test it on.
+    /// Reconstruct a 3D model from photos in one run: screening, structure from motion,
+    /// dense points, a mesh, levels of detail and GLB (or PLY, OBJ) model files.
+    Reconstruct(recon::ReconstructArgs),
+    /// Run one stage of the reconstruction at a time (screen, sfm, dense, mesh, lod,
+    /// export), and render synthetic scenes to try it on.
     #[command(subcommand)]
     Recon(recon::ReconCommand),
 }
@@ -106,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Heads(command) => catalog::run_heads(&cli, command),
         Command::Params(command) => params::run(&cli, command),
         Command::Store(command) => store::run(&cli, command),
+        Command::Reconstruct(args) => recon::run_reconstruct(args),
         Command::Recon(command) => recon::run(command),
     };
     match result {

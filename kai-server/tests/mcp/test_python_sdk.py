@@ -33,6 +33,7 @@ TOOLS = {
     "assess_image_quality",
     "embed_text",
     "get_parameters",
+    "get_reconstruction_file",
     "get_reconstruction_job",
     "recognize_material",
     "search_materials",

@@ -150,7 +150,7 @@ async fn discover_reports_kai_and_both_eras() {
 }
 
 #[tokio::test]
-async fn stateless_tools_list_has_eight_tools() {
+async fn stateless_tools_list_has_nine_tools() {
     let Some(server) = common::server(&[]) else {
         return;
     };
@@ -170,6 +170,7 @@ async fn stateless_tools_list_has_eight_tools() {
             "assess_image_quality",
             "embed_text",
             "get_parameters",
+            "get_reconstruction_file",
             "get_reconstruction_job",
             "recognize_material",
             "search_materials",

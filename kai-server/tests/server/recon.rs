@@ -229,12 +229,30 @@ async fn synthetic_scene_reconstructs_and_downloads() {
     assert!(registered >= 7, "{job}");
     let error = result["meanReprojectionError"].as_f64().expect("a number");
     assert!(error < 1.0, "{job}");
+    let model = &result["model"];
+    assert!(model["densePoints"].as_u64() > Some(1000), "{job}");
+    let levels = model["levels"].as_array().expect("levels");
+    assert_eq!(levels.len(), 3, "{job}");
+    assert_eq!(levels[0]["file"], "model.glb", "{job}");
     assert_eq!(
         job["files"],
-        json!(["cameras.txt", "images.txt", "points3D.txt", "points.ply"])
+        json!([
+            "model.glb",
+            "model.lod1.glb",
+            "model.lod2.glb",
+            "cameras.txt",
+            "images.txt",
+            "points3D.txt",
+            "points.ply",
+            "dense.ply",
+            "mesh.ply"
+        ])
     );
 
     for (name, content_type) in [
+        ("model.glb", "model/gltf-binary"),
+        ("model.lod2.glb", "model/gltf-binary"),
+        ("mesh.ply", "application/octet-stream"),
         ("cameras.txt", "text/plain; charset=utf-8"),
         ("images.txt", "text/plain; charset=utf-8"),
         ("points3D.txt", "text/plain; charset=utf-8"),
@@ -259,6 +277,9 @@ async fn synthetic_scene_reconstructs_and_downloads() {
             .expect("a body")
             .to_bytes();
         assert!(!bytes.is_empty(), "{name} is empty");
+        if name.ends_with(".glb") {
+            assert_eq!(&bytes[..4], b"glTF", "{name}");
+        }
         if name == "images.txt" {
             let text = String::from_utf8_lossy(&bytes);
             assert!(text.contains(&scene_photos()[0].0), "{text}");
@@ -272,6 +293,36 @@ async fn synthetic_scene_reconstructs_and_downloads() {
     let (status, list) = send(&server.app, get(JOBS)).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(list["jobs"][0]["id"], id.as_str(), "{list}");
+
+    // MCP returns the same files as base64.
+    let file = mcp::call(
+        &server.app,
+        "get_reconstruction_file",
+        json!({"id": id, "name": "model.lod2.glb"}),
+    )
+    .await;
+    assert_ne!(file["isError"], true, "{file}");
+    let output = &file["structuredContent"];
+    assert_eq!(output["mimeType"], "model/gltf-binary", "{output}");
+    let data = output["dataBase64"].as_str().expect("base64");
+    // "glT", the first three bytes of every GLB, in base64.
+    assert!(data.starts_with("Z2xU"), "{}", &data[..16.min(data.len())]);
+    assert_eq!(
+        output["size"].as_u64(),
+        Some(data.len() as u64 / 4 * 3 - data.matches('=').count() as u64)
+    );
+    for (arguments, expected) in [
+        (json!({"id": id, "name": "job.json"}), "job.json"),
+        (json!({"id": id}), "name"),
+        (json!({"id": "nope", "name": "model.glb"}), "not found"),
+    ] {
+        let failed = mcp::call(&server.app, "get_reconstruction_file", arguments.clone()).await;
+        assert_eq!(failed["isError"], true, "{arguments}: {failed}");
+        assert!(
+            mcp::text(&failed).contains(expected),
+            "{arguments}: {failed}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -1,38 +1,56 @@
-//! PLY point clouds: `x y z` as float, `red green blue` as uchar and optionally
-//! `nx ny nz` as float, in ASCII or binary little-endian form.
+//! PLY files: point clouds and triangle meshes.
+//!
+//! One reader serves both: ASCII and binary files in either byte order, a `vertex`
+//! element with `x y z`, optional `nx ny nz` and optional `red green blue` in any scalar
+//! types, and a `face` element whose `vertex_indices` (or `vertex_index`) list contains
+//! polygons, which are split into triangle fans. Other elements and properties are
+//! skipped. Writers store coordinates and normals as float and colours as uchar.
 
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+mod body;
+mod header;
+mod writer;
+
+use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
 use nalgebra::Vector3;
 
 use crate::error::{Error, Result};
+use crate::recon::cloud::PointCloud;
+use crate::recon::export::check_mesh;
+use crate::recon::mesh::TriangleMesh;
 use crate::recon::reconstruction::Reconstruction;
 
-/// Maximum vertex count that [`PointCloud::read_ply`] accepts (a billion), so a corrupt
-/// header cannot request an absurd allocation.
-const MAX_VERTICES: usize = 1_000_000_000;
-/// Maximum header length that [`PointCloud::read_ply`] reads, in lines.
-const MAX_HEADER_LINES: usize = 1000;
+use body::PlyData;
+use writer::{RowWriter, VertexProperties};
 
 /// The encoding of a PLY file's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlyFormat {
-    /// One vertex per text line.
+    /// One vertex or face per text line.
     Ascii,
     /// Packed little-endian values, which are compact and fast to read.
     BinaryLittleEndian,
+    /// Packed big-endian values, as some older tools write them.
+    BinaryBigEndian,
 }
 
-/// Points with colours and optional normals.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PointCloud {
-    /// Positions in world coordinates.
-    pub positions: Vec<Vector3<f64>>,
-    /// RGB colour of each point.
-    pub colors: Vec<[u8; 3]>,
-    /// Unit normal of each point, when known.
-    pub normals: Option<Vec<Vector3<f64>>>,
+/// Reads any PLY file into its vertices and triangles; errors name `path`.
+fn read_file(path: &Path) -> Result<PlyData> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let length = file
+        .metadata()
+        .map_err(|e| Error::io("cannot read", path, e))?
+        .len();
+    let mut reader = BufReader::new(file);
+    let fail = |reason: String| Error::invalid(format!("PLY file {}", path.display()), reason);
+    let header = header::read_header(&mut reader).map_err(fail)?;
+    body::read_body(reader, &header, length.saturating_sub(header.bytes)).map_err(fail)
+}
+
+fn create(path: &Path) -> Result<BufWriter<std::fs::File>> {
+    let file = std::fs::File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
+    Ok(BufWriter::new(file))
 }
 
 impl PointCloud {
@@ -75,309 +93,129 @@ impl PointCloud {
     /// which keeps about 7 significant digits.
     pub fn write_ply(&self, path: &Path, format: PlyFormat) -> Result<()> {
         self.check()?;
-        let file = std::fs::File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
-        let mut out = BufWriter::new(file);
+        let mut out = create(path)?;
         self.write_to(&mut out, format)
-            .and_then(|()| out.flush())
             .map_err(|e| Error::io("cannot write", path, e))
     }
 
     fn write_to(&self, out: &mut impl Write, format: PlyFormat) -> std::io::Result<()> {
-        let format_name = match format {
-            PlyFormat::Ascii => "ascii",
-            PlyFormat::BinaryLittleEndian => "binary_little_endian",
+        let properties = VertexProperties {
+            normals: self.normals.is_some(),
+            colors: true,
         };
-        writeln!(out, "ply\nformat {format_name} 1.0\ncomment written by kai")?;
-        writeln!(out, "element vertex {}", self.positions.len())?;
-        writeln!(out, "property float x\nproperty float y\nproperty float z")?;
-        if self.normals.is_some() {
-            writeln!(
-                out,
-                "property float nx\nproperty float ny\nproperty float nz"
-            )?;
-        }
-        writeln!(
-            out,
-            "property uchar red\nproperty uchar green\nproperty uchar blue"
-        )?;
-        writeln!(out, "end_header")?;
+        writer::write_header(out, format, self.positions.len(), properties, None)?;
+        let mut rows = RowWriter::new(out, format);
         for (index, (position, color)) in self.positions.iter().zip(&self.colors).enumerate() {
-            let normal = self.normals.as_ref().map(|normals| normals[index]);
-            let floats: Vec<f32> = position
-                .iter()
-                .chain(normal.iter().flat_map(|n| n.iter()))
-                .map(|&v| v as f32)
-                .collect();
-            match format {
-                PlyFormat::Ascii => {
-                    let text: Vec<String> = floats.iter().map(|v| v.to_string()).collect();
-                    writeln!(
-                        out,
-                        "{} {} {} {}",
-                        text.join(" "),
-                        color[0],
-                        color[1],
-                        color[2]
-                    )?;
-                }
-                PlyFormat::BinaryLittleEndian => {
-                    for value in floats {
-                        out.write_all(&value.to_le_bytes())?;
-                    }
-                    out.write_all(color)?;
+            for &value in position.iter() {
+                rows.float(value as f32)?;
+            }
+            if let Some(normals) = &self.normals {
+                for &value in normals[index].iter() {
+                    rows.float(value as f32)?;
                 }
             }
+            for &channel in color {
+                rows.uchar(channel)?;
+            }
+            rows.end_row()?;
         }
-        Ok(())
+        rows.finish()
     }
 
-    /// Reads a PLY file with one `vertex` element whose scalar properties include
-    /// `x y z` and optionally `red green blue` and `nx ny nz`. Missing colours read as
-    /// grey 128, and other scalar properties are skipped. ASCII and binary little-endian
-    /// files are supported, and elements after the vertices are ignored.
+    /// Reads the vertices of a PLY file (see the module documentation for what is
+    /// accepted). Missing colours read as grey 128, and faces are ignored.
     pub fn read_ply(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-        let mut reader = BufReader::new(file);
-        let fail = |reason: String| Error::invalid(format!("PLY file {}", path.display()), reason);
-
-        let header = read_header(&mut reader).map_err(fail)?;
-        let count = header.vertices;
-        let mut cloud = PointCloud {
-            positions: Vec::with_capacity(count.min(1 << 24)),
-            colors: Vec::with_capacity(count.min(1 << 24)),
-            normals: header.has_normals().then(Vec::new),
-        };
-        let mut values = vec![0.0f64; header.properties.len()];
-        let mut line = String::new();
-        for vertex in 0..count {
-            match header.format {
-                PlyFormat::Ascii => {
-                    line.clear();
-                    let read = reader
-                        .read_line(&mut line)
-                        .map_err(|e| Error::io("cannot read", path, e))?;
-                    if read == 0 {
-                        return Err(fail(format!("ends after {vertex} of {count} vertices")));
-                    }
-                    let mut fields = line.split_whitespace();
-                    for (slot, property) in values.iter_mut().zip(&header.properties) {
-                        let text = fields.next().ok_or_else(|| {
-                            fail(format!("vertex {vertex} lacks property {}", property.name))
-                        })?;
-                        *slot = text.parse::<f64>().map_err(|_| {
-                            fail(format!(
-                                "vertex {vertex}: {} `{text}` is not a number",
-                                property.name
-                            ))
-                        })?;
-                    }
-                }
-                PlyFormat::BinaryLittleEndian => {
-                    for (slot, property) in values.iter_mut().zip(&header.properties) {
-                        let mut bytes = [0u8; 8];
-                        let size = property.kind.size();
-                        reader
-                            .read_exact(&mut bytes[..size])
-                            .map_err(|_| fail(format!("ends inside vertex {vertex} of {count}")))?;
-                        *slot = property.kind.decode(&bytes[..size]);
-                    }
-                }
-            }
-            let get = |name: &str| header.index(name).map(|i| values[i]);
-            let position = Vector3::new(
-                get("x").unwrap_or(0.0),
-                get("y").unwrap_or(0.0),
-                get("z").unwrap_or(0.0),
-            );
-            if !position.iter().all(|v| v.is_finite()) {
-                return Err(fail(format!(
-                    "vertex {vertex} has a coordinate that is not finite"
-                )));
-            }
-            cloud.positions.push(position);
-            let channel = |name: &str| get(name).map_or(128, |v| v.clamp(0.0, 255.0) as u8);
-            cloud
-                .colors
-                .push([channel("red"), channel("green"), channel("blue")]);
-            if let Some(normals) = &mut cloud.normals {
-                normals.push(Vector3::new(
-                    get("nx").unwrap_or(0.0),
-                    get("ny").unwrap_or(0.0),
-                    get("nz").unwrap_or(0.0),
-                ));
-            }
-        }
-        Ok(cloud)
-    }
-}
-
-/// Scalar property types of the PLY format.
-#[derive(Debug, Clone, Copy)]
-enum ScalarKind {
-    I8,
-    U8,
-    I16,
-    U16,
-    I32,
-    U32,
-    F32,
-    F64,
-}
-
-impl ScalarKind {
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "char" | "int8" => Self::I8,
-            "uchar" | "uint8" => Self::U8,
-            "short" | "int16" => Self::I16,
-            "ushort" | "uint16" => Self::U16,
-            "int" | "int32" => Self::I32,
-            "uint" | "uint32" => Self::U32,
-            "float" | "float32" => Self::F32,
-            "double" | "float64" => Self::F64,
-            _ => return None,
+        let data = read_file(path)?;
+        let count = data.positions.len();
+        Ok(PointCloud {
+            positions: data
+                .positions
+                .iter()
+                .map(|p| Vector3::new(p[0], p[1], p[2]))
+                .collect(),
+            colors: data.colors.unwrap_or_else(|| vec![[128; 3]; count]),
+            normals: data.normals.map(|normals| {
+                normals
+                    .iter()
+                    .map(|n| Vector3::new(n[0], n[1], n[2]))
+                    .collect()
+            }),
         })
     }
+}
 
-    fn size(self) -> usize {
-        match self {
-            Self::I8 | Self::U8 => 1,
-            Self::I16 | Self::U16 => 2,
-            Self::I32 | Self::U32 | Self::F32 => 4,
-            Self::F64 => 8,
-        }
+impl TriangleMesh {
+    /// Writes the mesh to `path` in `format`: positions and normals as float, colours as
+    /// uchar and each triangle as a `uchar uint` list.
+    pub fn write_ply(&self, path: &Path, format: PlyFormat) -> Result<()> {
+        check_mesh(self)?;
+        let mut out = create(path)?;
+        self.write_ply_to(&mut out, format)
+            .map_err(|e| Error::io("cannot write", path, e))
     }
 
-    /// Decodes little-endian `bytes`, exactly [`Self::size`] long.
-    fn decode(self, bytes: &[u8]) -> f64 {
-        let array = |n: usize| -> [u8; 8] {
-            let mut out = [0u8; 8];
-            out[..n].copy_from_slice(&bytes[..n]);
-            out
+    fn write_ply_to(&self, out: &mut impl Write, format: PlyFormat) -> std::io::Result<()> {
+        let properties = VertexProperties {
+            normals: self.normals.is_some(),
+            colors: self.colors.is_some(),
         };
-        let b = array(self.size());
-        match self {
-            Self::I8 => f64::from(b[0] as i8),
-            Self::U8 => f64::from(b[0]),
-            Self::I16 => f64::from(i16::from_le_bytes([b[0], b[1]])),
-            Self::U16 => f64::from(u16::from_le_bytes([b[0], b[1]])),
-            Self::I32 => f64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            Self::U32 => f64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            Self::F32 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            Self::F64 => f64::from_le_bytes(b),
+        let vertices = self.positions.len();
+        writer::write_header(
+            out,
+            format,
+            vertices,
+            properties,
+            Some(self.triangles.len()),
+        )?;
+        let mut rows = RowWriter::new(out, format);
+        for index in 0..vertices {
+            for value in self.positions[index] {
+                rows.float(value)?;
+            }
+            if let Some(normals) = &self.normals {
+                for value in normals[index] {
+                    rows.float(value)?;
+                }
+            }
+            if let Some(colors) = &self.colors {
+                for channel in colors[index] {
+                    rows.uchar(channel)?;
+                }
+            }
+            rows.end_row()?;
         }
-    }
-}
-
-#[derive(Debug)]
-struct Property {
-    name: String,
-    kind: ScalarKind,
-}
-
-#[derive(Debug)]
-struct Header {
-    format: PlyFormat,
-    vertices: usize,
-    properties: Vec<Property>,
-}
-
-impl Header {
-    fn index(&self, name: &str) -> Option<usize> {
-        self.properties.iter().position(|p| p.name == name)
-    }
-
-    fn has_normals(&self) -> bool {
-        ["nx", "ny", "nz"].iter().all(|n| self.index(n).is_some())
-    }
-}
-
-/// Parses the header up to `end_header`. The error carries only the reason, without the
-/// path.
-fn read_header(reader: &mut impl BufRead) -> std::result::Result<Header, String> {
-    let mut format = None;
-    let mut vertices = None;
-    let mut properties = Vec::new();
-    let mut current_is_vertex = false;
-    let mut seen_vertex = false;
-    let mut line = String::new();
-    for number in 1..=MAX_HEADER_LINES {
-        line.clear();
-        let read = reader
-            .by_ref()
-            .take(4096)
-            .read_line(&mut line)
-            .map_err(|e| format!("header line {number} cannot be read: {e}"))?;
-        if read == 0 {
-            return Err("ends before end_header".into());
+        for triangle in &self.triangles {
+            rows.uchar(3)?;
+            for &vertex in triangle {
+                rows.uint(vertex)?;
+            }
+            rows.end_row()?;
         }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["ply"] if number == 1 => {}
-            _ if number == 1 => return Err("does not start with `ply`".into()),
-            ["format", "ascii", _] => format = Some(PlyFormat::Ascii),
-            ["format", "binary_little_endian", _] => format = Some(PlyFormat::BinaryLittleEndian),
-            ["format", other, ..] => return Err(format!("format `{other}` is not supported")),
-            ["comment", ..] | ["obj_info", ..] | [] => {}
-            ["element", name, count] => {
-                if seen_vertex {
-                    // Elements after the vertices are not read.
-                    current_is_vertex = false;
-                    continue;
-                }
-                if *name != "vertex" {
-                    return Err(format!(
-                        "element `{name}` before the vertices is not supported"
-                    ));
-                }
-                let count: usize = count
-                    .parse()
-                    .map_err(|_| format!("vertex count `{count}` is not a number"))?;
-                if count > MAX_VERTICES {
-                    return Err(format!(
-                        "{count} vertices exceed the limit of {MAX_VERTICES}"
-                    ));
-                }
-                vertices = Some(count);
-                current_is_vertex = true;
-                seen_vertex = true;
-            }
-            ["property", "list", ..] if current_is_vertex => {
-                return Err("list properties on vertices are not supported".into());
-            }
-            ["property", kind, name] if current_is_vertex => {
-                let kind = ScalarKind::parse(kind)
-                    .ok_or_else(|| format!("property type `{kind}` is not a PLY scalar type"))?;
-                properties.push(Property {
-                    name: (*name).to_owned(),
-                    kind,
-                });
-            }
-            ["property", ..] => {}
-            ["end_header"] => {
-                let format = format.ok_or("has no format line")?;
-                let vertices = vertices.ok_or("has no vertex element")?;
-                let header = Header {
-                    format,
-                    vertices,
-                    properties,
-                };
-                for axis in ["x", "y", "z"] {
-                    if header.index(axis).is_none() {
-                        return Err(format!("vertices lack property `{axis}`"));
-                    }
-                }
-                return Ok(header);
-            }
-            _ => {
-                return Err(format!(
-                    "header line {number} `{}` is not valid PLY",
-                    line.trim_end()
-                ));
-            }
-        }
+        rows.finish()
     }
-    Err(format!("header is longer than {MAX_HEADER_LINES} lines"))
+
+    /// Reads a PLY mesh (see the module documentation for what is accepted). A file
+    /// without a `face` element reads as a mesh without triangles.
+    pub fn read_ply(path: &Path) -> Result<Self> {
+        let data = read_file(path)?;
+        let narrow = |v: &[f64; 3]| v.map(|x| x as f32);
+        let positions: Vec<[f32; 3]> = data.positions.iter().map(narrow).collect();
+        if let Some(vertex) = positions
+            .iter()
+            .position(|p| !p.iter().all(|v| v.is_finite()))
+        {
+            return Err(Error::invalid(
+                format!("PLY file {}", path.display()),
+                format!("vertex {vertex} has a coordinate beyond the float range"),
+            ));
+        }
+        Ok(TriangleMesh {
+            positions,
+            normals: data.normals.map(|n| n.iter().map(narrow).collect()),
+            colors: data.colors,
+            triangles: data.triangles,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -428,7 +266,11 @@ mod tests {
     #[test]
     fn round_trip_both_formats_with_and_without_normals() {
         let dir = tempfile::tempdir().expect("temporary folder");
-        for format in [PlyFormat::Ascii, PlyFormat::BinaryLittleEndian] {
+        for format in [
+            PlyFormat::Ascii,
+            PlyFormat::BinaryLittleEndian,
+            PlyFormat::BinaryBigEndian,
+        ] {
             for normals in [false, true] {
                 let original = cloud(normals);
                 let path = dir.path().join(format!("{format:?}-{normals}.ply"));
@@ -476,13 +318,13 @@ mod tests {
             ("truncated header", b"ply\nformat ascii 1.0\n", "ends before end_header"),
             (
                 "short body",
-                b"ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\nend_header\n1 2 3\n",
-                "ends after 1 of 2 vertices",
+                b"ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\nend_header\n1.0000 2.0000 3.0000\n",
+                "ends after 1 of 2 `vertex` entries",
             ),
             (
                 "bad number",
                 b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\nend_header\n1 zz 3\n",
-                "y `zz` is not a number",
+                "line 8: `vertex` 0 property `y` `zz` is not a number",
             ),
             (
                 "huge count",
@@ -500,5 +342,241 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    use crate::recon::export::test_meshes::sphere;
+
+    const FORMATS: [PlyFormat; 3] = [
+        PlyFormat::Ascii,
+        PlyFormat::BinaryLittleEndian,
+        PlyFormat::BinaryBigEndian,
+    ];
+
+    #[test]
+    fn mesh_round_trip_is_exact() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let full = sphere(9, 14);
+        let bare = TriangleMesh {
+            normals: None,
+            colors: None,
+            ..full.clone()
+        };
+        for format in FORMATS {
+            for (name, mesh) in [("full", &full), ("bare", &bare)] {
+                let path = dir.path().join(format!("{name}-{format:?}.ply"));
+                mesh.write_ply(&path, format).expect("written");
+                let back = TriangleMesh::read_ply(&path).expect("read");
+                assert_eq!(&back, mesh, "{name} {format:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn mesh_reads_as_point_cloud() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("mesh.ply");
+        let mesh = sphere(5, 6);
+        mesh.write_ply(&path, PlyFormat::BinaryLittleEndian)
+            .expect("written");
+        let cloud = PointCloud::read_ply(&path).expect("read");
+        assert_eq!(cloud.positions.len(), mesh.positions.len());
+        assert!(cloud.normals.is_some());
+    }
+
+    /// A file in the style of other tools: double coordinates, float colours in 0..1,
+    /// an alpha channel, an extra property and element, quads and a pentagon.
+    #[test]
+    fn foreign_layout_is_read_and_fanned() {
+        let text = "ply\nformat ascii 1.0\ncomment other tool\n\
+            element vertex 5\nproperty double x\nproperty double y\nproperty double z\n\
+            property float quality\nproperty float red\nproperty float green\n\
+            property float blue\nproperty float alpha\n\
+            element face 2\nproperty uchar flags\nproperty list ushort int vertex_index\n\
+            element edge 1\nproperty int vertex1\nproperty int vertex2\nend_header\n\
+            0 0 0 9 1 0 0 1\n1 0 0 9 0 1 0 1\n1 1 0 9 0 0 1 1\n0 1 0 9 1 1 1 1\n\
+            0.5 2 0 9 0.5 0.5 0.5 1\n\
+            7 4 0 1 2 3\n7 5 0 1 2 4 3\n0 1\n";
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("foreign.ply");
+        std::fs::write(&path, text).expect("written");
+        let mesh = TriangleMesh::read_ply(&path).expect("read");
+        assert_eq!(mesh.positions.len(), 5);
+        assert_eq!(mesh.positions[4], [0.5, 2.0, 0.0]);
+        assert_eq!(
+            mesh.triangles,
+            vec![[0, 1, 2], [0, 2, 3], [0, 1, 2], [0, 2, 4], [0, 4, 3]]
+        );
+        let colors = mesh.colors.expect("colours");
+        assert_eq!(colors[0], [255, 0, 0]);
+        assert_eq!(colors[4], [128, 128, 128]);
+        assert!(mesh.normals.is_none());
+    }
+
+    #[test]
+    fn binary_big_endian_with_other_types() {
+        let mut bytes = b"ply\nformat binary_big_endian 1.0\nelement vertex 3\n\
+            property short x\nproperty int y\nproperty double z\n\
+            element face 1\nproperty list uint ushort vertex_indices\nend_header\n"
+            .to_vec();
+        for (x, y, z) in [(1i16, -2i32, 0.5f64), (300, 4, -1.25), (-7, 70000, 3.0)] {
+            bytes.extend(x.to_be_bytes());
+            bytes.extend(y.to_be_bytes());
+            bytes.extend(z.to_be_bytes());
+        }
+        bytes.extend(3u32.to_be_bytes());
+        for index in [2u16, 1, 0] {
+            bytes.extend(index.to_be_bytes());
+        }
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("be.ply");
+        std::fs::write(&path, bytes).expect("written");
+        let mesh = TriangleMesh::read_ply(&path).expect("read");
+        assert_eq!(
+            mesh.positions,
+            vec![[1.0, -2.0, 0.5], [300.0, 4.0, -1.25], [-7.0, 70000.0, 3.0]]
+        );
+        assert_eq!(mesh.triangles, vec![[2, 1, 0]]);
+    }
+
+    #[test]
+    fn malformed_meshes_are_rejected() {
+        let header = "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n\
+            property float y\nproperty float z\nelement face 1\n\
+            property list uchar int vertex_indices\nend_header\n";
+        let vertices = "0 0 0\n1 0 0\n0 1 0\n";
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "index out of range",
+                format!("{header}{vertices}3 0 1 3\n").into_bytes(),
+                "line 13: face 0 vertex index 3 is out of range for 3 vertices",
+            ),
+            (
+                "negative index",
+                format!("{header}{vertices}3 0 -1 2\n").into_bytes(),
+                "vertex index -1 is out of range",
+            ),
+            (
+                "two-vertex face",
+                format!("{header}{vertices}2 0 1\n").into_bytes(),
+                "face 0 has 2 vertex indices, and a face needs at least 3",
+            ),
+            (
+                "NaN coordinate",
+                format!("{header}0 0 0\n1 nan 0\n0 1 0\n3 0 1 2\n").into_bytes(),
+                "line 11: vertex 1 has a coordinate that is not finite",
+            ),
+            (
+                "missing face",
+                format!("{header}0.0 0.0 0.0\n1.0 0.0 0.0\n0.0 1.0 0.0\n").into_bytes(),
+                "ends after 0 of 1 `face` entries",
+            ),
+            (
+                "missing value",
+                format!("{header}0 0 0\n1 0\n0 1 0\n3 0 1 2\n").into_bytes(),
+                "line 11: `vertex` 1 property `z` is missing",
+            ),
+            (
+                "list too long",
+                format!(
+                    "{}{vertices}2000 0 1 2\n",
+                    header.replace("list uchar int", "list ushort int")
+                )
+                .into_bytes(),
+                "property `vertex_indices` has 2000 items, outside 0..=1024",
+            ),
+            (
+                "uchar out of range",
+                b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\n\
+                  property float z\nproperty uchar red\nend_header\n0 0 0 300\n"
+                    .to_vec(),
+                "property `red` `300` is not a valid U8 integer",
+            ),
+            (
+                "count beyond the data",
+                b"ply\nformat binary_little_endian 1.0\nelement vertex 100000000\n\
+                  property float x\nproperty float y\nproperty float z\nend_header\n\
+                  \0\0\0\0"
+                    .to_vec(),
+                "need at least 1200000000 bytes, but only 4 bytes follow",
+            ),
+            (
+                "truncated binary",
+                {
+                    let mut bytes = b"ply\nformat binary_little_endian 1.0\nelement vertex 1\n\
+                        property float x\nproperty float y\nproperty float z\n\
+                        property uchar red\nend_header\n"
+                        .to_vec();
+                    bytes.extend([0u8; 13]);
+                    let mut cut = bytes.clone();
+                    cut.truncate(bytes.len() - 3);
+                    cut
+                },
+                "need at least 13 bytes, but only 10 bytes follow",
+            ),
+            (
+                "no vertex element",
+                b"ply\nformat ascii 1.0\nelement point 0\nproperty float x\nend_header\n".to_vec(),
+                "has no `vertex` element",
+            ),
+            (
+                "face without index list",
+                b"ply\nformat ascii 1.0\nelement vertex 0\nproperty float x\nproperty float y\n\
+                  property float z\nelement face 1\nproperty int a\nend_header\n5\n"
+                    .to_vec(),
+                "element `face` has no list property",
+            ),
+            (
+                "bad format",
+                b"ply\nformat binary_middle_endian 1.0\nend_header\n".to_vec(),
+                "format `binary_middle_endian` is not supported",
+            ),
+            (
+                "unknown type",
+                b"ply\nformat ascii 1.0\nelement vertex 1\nproperty quad x\nend_header\n".to_vec(),
+                "header line 4: property type `quad` is not a PLY scalar type",
+            ),
+            (
+                "long header",
+                {
+                    let mut text = String::from("ply\nformat ascii 1.0\n");
+                    for _ in 0..2000 {
+                        text.push_str("comment filler\n");
+                    }
+                    text.into_bytes()
+                },
+                "header is longer than 1000 lines",
+            ),
+        ];
+        let dir = tempfile::tempdir().expect("temporary folder");
+        for (name, bytes, expected) in cases {
+            let path = dir.path().join(format!("{}.ply", name.replace(' ', "_")));
+            std::fs::write(&path, bytes).expect("written");
+            let err = TriangleMesh::read_ply(&path).expect_err(name);
+            assert!(err.to_string().contains(expected), "{name}: {err}");
+            assert!(
+                err.to_string().contains(&path.display().to_string()),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_mesh_is_not_written() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let mut mesh = sphere(4, 5);
+        mesh.triangles.push([0, 1, 999]);
+        let err = mesh
+            .write_ply(&dir.path().join("bad.ply"), PlyFormat::Ascii)
+            .expect_err("index out of range");
+        assert!(err.to_string().contains("refers to vertex 999"), "{err}");
+        let mut mesh = sphere(4, 5);
+        mesh.positions[2][1] = f32::NAN;
+        let err = mesh
+            .write_ply(&dir.path().join("nan.ply"), PlyFormat::Ascii)
+            .expect_err("NaN");
+        assert!(
+            err.to_string().contains("vertex 2 has a coordinate"),
+            "{err}"
+        );
     }
 }

@@ -43,6 +43,7 @@ mod verification;
 pub use align::{Similarity, umeyama};
 pub use input::{ImageSource, SfmInput, inputs_from_dir};
 pub use options::SfmOptions;
+pub use screening::{AcceptedPhoto, ScreeningReport, screen_photos};
 
 use crate::error::{Error, Result};
 use crate::image::ImageLimits;

@@ -8,6 +8,8 @@ use image::RgbImage;
 use image::imageops::FilterType;
 use rayon::prelude::*;
 
+use serde::{Deserialize, Serialize};
+
 use super::input::{ImageSource, SfmInput};
 use super::options::SfmOptions;
 use crate::error::Result;
@@ -33,6 +35,56 @@ pub(crate) struct ScreenedImage {
     pub working: RgbImage,
 }
 
+/// A photo that passed screening, as `kai recon screen` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedPhoto {
+    /// Name of the photo.
+    pub name: String,
+    /// Width in pixels, after the EXIF orientation.
+    pub width: u32,
+    /// Height in pixels, after the EXIF orientation.
+    pub height: u32,
+    /// Focal length in pixels from EXIF, when the photo has one.
+    pub focal_px: Option<f64>,
+}
+
+/// Which photos pass screening and why the others do not: the `screening.json` file
+/// that `kai recon screen` writes and `kai recon sfm --screening` reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScreeningReport {
+    /// Photos that passed, in input order.
+    pub accepted: Vec<AcceptedPhoto>,
+    /// Photos left out, in input order, with the reason.
+    pub rejected: Vec<UnregisteredImage>,
+}
+
+/// Screens `inputs` as structure from motion does (decoding under `limits`, EXIF focal
+/// length, the quality thresholds of `options`), without keeping the pixels.
+pub fn screen_photos(
+    inputs: &[SfmInput],
+    options: &SfmOptions,
+    limits: &ImageLimits,
+    progress: ProgressFn,
+) -> Result<ScreeningReport> {
+    options.validate()?;
+    limits.validate()?;
+    let (passed, rejected) = screen_with(inputs, options, limits, progress, false);
+    Ok(ScreeningReport {
+        accepted: passed
+            .into_iter()
+            .map(|image| AcceptedPhoto {
+                name: image.name,
+                width: image.width,
+                height: image.height,
+                focal_px: image.focal_px,
+            })
+            .collect(),
+        rejected: rejected.into_iter().map(|(_, image)| image).collect(),
+    })
+}
+
 /// The result of screening one input.
 enum Screened {
     Passed(ScreenedImage),
@@ -47,6 +99,17 @@ pub(crate) fn screen(
     limits: &ImageLimits,
     progress: ProgressFn,
 ) -> (Vec<ScreenedImage>, Vec<(usize, UnregisteredImage)>) {
+    screen_with(inputs, options, limits, progress, true)
+}
+
+/// Screens every input; `keep_pixels` keeps the downscaled photo for feature detection.
+fn screen_with(
+    inputs: &[SfmInput],
+    options: &SfmOptions,
+    limits: &ImageLimits,
+    progress: ProgressFn,
+    keep_pixels: bool,
+) -> (Vec<ScreenedImage>, Vec<(usize, UnregisteredImage)>) {
     let done = Mutex::new(0usize);
     let total = inputs.len();
     progress(Progress {
@@ -58,7 +121,7 @@ pub(crate) fn screen(
         .par_iter()
         .enumerate()
         .map(|(index, input)| {
-            let result = match screen_one(index, input, options, limits) {
+            let result = match screen_one(index, input, options, limits, keep_pixels) {
                 Ok(image) => image,
                 Err(err) => Screened::Rejected(
                     index,
@@ -96,6 +159,7 @@ fn screen_one(
     input: &SfmInput,
     options: &SfmOptions,
     limits: &ImageLimits,
+    keep_pixels: bool,
 ) -> Result<Screened> {
     let bytes = match &input.source {
         ImageSource::Path(path) => crate::image::read_file(path, limits)?,
@@ -122,7 +186,11 @@ fn screen_one(
     }
     let focal_px = exif::focal_length_from_bytes(&bytes, width, height).map(|focal| focal.pixels);
     drop(bytes);
-    let working = downscale(photo, options.max_image_size);
+    let working = if keep_pixels {
+        downscale(photo, options.max_image_size)
+    } else {
+        RgbImage::new(0, 0)
+    };
     Ok(Screened::Passed(ScreenedImage {
         name: input.name.clone(),
         input: index,

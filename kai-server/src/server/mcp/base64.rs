@@ -18,6 +18,11 @@ const ENGINE: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 
+/// Encodes `bytes` in the standard alphabet with padding, which every decoder accepts.
+pub fn encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// Decodes `text`, rejecting it before decoding when its data would exceed `max_bytes`.
 /// `name` is the argument named in errors.
 ///

@@ -126,6 +126,16 @@ pub struct GetReconstructionJobArgs {
     pub id: String,
 }
 
+/// Arguments of `get_reconstruction_file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetReconstructionFileArgs {
+    /// The job id that `submit_reconstruction` returned.
+    pub id: String,
+    /// A name from the succeeded job's `files`, such as `model.glb`.
+    pub name: String,
+}
+
 fn thresholds_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     super::schemas::nullable_input_schema::<QualityThresholds>()
 }

@@ -191,9 +191,10 @@ fn instructions(config: &KaiConfig) -> String {
          search_materials to find catalog materials by words or by a photo, and embed_text \
          for sentence embeddings. get_parameters reads a set of analysis parameters from \
          the registry, and suggest_parameters picks the set version that worked best on \
-         similar materials. submit_reconstruction starts a 3D reconstruction (camera poses \
-         and a sparse point cloud) from photos taken around an object, and \
-         get_reconstruction_job reports its progress and result. Send images as base64 in \
+         similar materials. submit_reconstruction starts a 3D reconstruction from photos \
+         taken around an object (camera poses, dense points, a mesh and its levels of \
+         detail as GLB models), get_reconstruction_job reports its progress and result, \
+         and get_reconstruction_file returns one of its files, such as model.glb. Send images as base64 in \
          `imageBase64`, or in `images[].data` for submit_reconstruction (JPEG, PNG, WebP, BMP or \
          TIFF, at most about {max_image_bytes} bytes before encoding). A tool that fails \
          returns isError with a message that names the argument to fix."
@@ -231,6 +232,7 @@ mod tests {
                 "assess_image_quality",
                 "embed_text",
                 "get_parameters",
+                "get_reconstruction_file",
                 "get_reconstruction_job",
                 "recognize_material",
                 "search_materials",
@@ -259,5 +261,6 @@ mod tests {
         assert!(required("search_materials").is_empty());
         assert_eq!(required("submit_reconstruction"), ["images"]);
         assert_eq!(required("get_reconstruction_job"), ["id"]);
+        assert_eq!(required("get_reconstruction_file"), ["id", "name"]);
     }
 }

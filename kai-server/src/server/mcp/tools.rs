@@ -1,4 +1,4 @@
-//! The eight tools. Each parses its arguments, calls the same [`AppState`] methods as the
+//! The nine tools. Each parses its arguments, calls the same [`AppState`] methods as the
 //! REST routes, and returns the output as structured content plus the same JSON as text.
 //! A failure of any kind is a tool result with `isError` and the error's message, so an
 //! agent can read what to change. Protocol errors, such as an unknown tool, are rmcp's.
@@ -21,15 +21,19 @@ use super::KaiMcp;
 use super::arguments::{input_schema, parse};
 use super::base64;
 use super::inputs::{
-    EmbedTextArgs, GetParametersArgs, GetReconstructionJobArgs, MAX_TEXTS, QualityArgs,
-    RecognizeArgs, SearchArgs, SubmitReconstructionArgs, SuggestArgs,
+    EmbedTextArgs, GetParametersArgs, GetReconstructionFileArgs, GetReconstructionJobArgs,
+    MAX_TEXTS, QualityArgs, RecognizeArgs, SearchArgs, SubmitReconstructionArgs, SuggestArgs,
 };
-use super::outputs::EmbeddingsOutput;
+use super::outputs::{EmbeddingsOutput, ReconFileOutput};
 use super::schemas::output_schema;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::ops::request_id::REQUEST_ID;
-use crate::server::routes::recon::options_of_set;
+use crate::server::routes::recon::{content_type, options_of_set};
 use crate::server::state::blocking;
+
+/// Largest file `get_reconstruction_file` returns (as base64, a third larger); GLB levels
+/// of detail of a phone-sized model are far smaller.
+const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Results `search_materials` returns when `topK` is absent, as `kai search` does.
 const DEFAULT_SEARCH_TOP_K: usize = 10;
@@ -125,10 +129,10 @@ impl KaiMcp {
         finish("suggest_parameters", &extensions, self.suggest(arguments)).await
     }
 
-    /// Starts a reconstruction of an object from photos taken around it (structure from
-    /// motion): the cameras' poses and intrinsics and a sparse 3D point cloud. Returns the
-    /// queued job at once; poll it with `get_reconstruction_job` until `status` is
-    /// `succeeded` or `failed`.
+    /// Starts a 3D reconstruction of an object from photos taken around it: camera poses
+    /// (structure from motion), dense points, a textured-by-colour mesh and its levels of
+    /// detail as GLB files. Returns the queued job at once; poll it with
+    /// `get_reconstruction_job` until `status` is `succeeded` or `failed`.
     #[tool(
         input_schema = input_schema::<SubmitReconstructionArgs>(),
         output_schema = output_schema::<ReconJob>(),
@@ -149,8 +153,10 @@ impl KaiMcp {
 
     /// Returns a reconstruction job: `status` (queued, running, succeeded, failed), the
     /// running `stage`, `progress` from 0 to 1, and once it finished either `result`
-    /// (registered photos, points, mean reprojection error, photos left out and why) or
-    /// `error`. The model files are downloaded from `/api/recon/jobs/{id}/files/{name}`.
+    /// (registered photos, points, mean reprojection error, photos left out and why, and
+    /// under `model` the dense points and each level of detail) or `error`. `files` lists
+    /// the outputs: fetch one with `get_reconstruction_file`, or over HTTP from
+    /// `/api/recon/jobs/{id}/files/{name}`.
     #[tool(
         input_schema = input_schema::<GetReconstructionJobArgs>(),
         output_schema = output_schema::<ReconJob>(),
@@ -165,6 +171,28 @@ impl KaiMcp {
             "get_reconstruction_job",
             &extensions,
             self.reconstruction_job(arguments),
+        )
+        .await
+    }
+
+    /// Returns one output file of a succeeded reconstruction job as base64, such as the
+    /// model `model.glb` or a coarser level `model.lod1.glb` (GLB, glTF 2.0 binary), the
+    /// mesh `mesh.ply` or the COLMAP text files. Files over the tool's size limit are
+    /// refused with the HTTP path to download them from instead.
+    #[tool(
+        input_schema = input_schema::<GetReconstructionFileArgs>(),
+        output_schema = output_schema::<ReconFileOutput>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_reconstruction_file(
+        &self,
+        arguments: JsonObject,
+        extensions: Extensions,
+    ) -> CallToolResult {
+        finish(
+            "get_reconstruction_file",
+            &extensions,
+            self.reconstruction_file(arguments),
         )
         .await
     }
@@ -317,6 +345,36 @@ impl KaiMcp {
     async fn reconstruction_job(&self, arguments: JsonObject) -> ApiResult<ReconJob> {
         let args: GetReconstructionJobArgs = parse(arguments)?;
         Ok(self.state.recon().get(&args.id)?)
+    }
+
+    async fn reconstruction_file(&self, arguments: JsonObject) -> ApiResult<ReconFileOutput> {
+        let args: GetReconstructionFileArgs = parse(arguments)?;
+        let queue = self.state.recon().clone();
+        blocking(move || {
+            let path = queue.file(&args.id, &args.name)?;
+            let size = std::fs::metadata(&path)
+                .map_err(|err| Error::io("cannot read", &path, err))?
+                .len();
+            if size > MAX_FILE_BYTES {
+                return Err(Error::invalid(
+                    "name",
+                    format!(
+                        "{} has {size} bytes, above the {MAX_FILE_BYTES} bytes this tool \
+                         returns; download it over HTTP from /api/recon/jobs/{}/files/{}",
+                        args.name, args.id, args.name
+                    ),
+                ));
+            }
+            let bytes = std::fs::read(&path).map_err(|err| Error::io("cannot read", &path, err))?;
+            Ok(ReconFileOutput {
+                mime_type: content_type(&args.name).to_owned(),
+                size: bytes.len() as u64,
+                data_base64: base64::encode(&bytes),
+                name: args.name,
+                id: args.id,
+            })
+        })
+        .await
     }
 
     /// Decodes a base64 image argument on the blocking pool, bounded by

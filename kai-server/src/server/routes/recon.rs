@@ -1,6 +1,7 @@
 //! `/api/recon/jobs`: reconstruction jobs. A client uploads photos, receives a job at
-//! once (202), polls it until it is `succeeded` or `failed`, and downloads the COLMAP text
-//! model and the point cloud.
+//! once (202), polls it until it is `succeeded` or `failed`, and downloads the model files
+//! (a GLB per level of detail) and the intermediate files (COLMAP text model, sparse and
+//! dense points, the full mesh).
 //!
 //! Photos come as repeated multipart file fields named `images` and are written to disk
 //! one at a time as they arrive, so a request keeps at most one photo in memory. The
@@ -15,8 +16,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kai_core::Error;
 use kai_core::recon::jobs::ReconJob;
-use kai_core::recon::sfm::{ImageSource, SfmInput, SfmOptions};
-use kai_core::registry::sfm_options;
+use kai_core::recon::pipeline::PipelineOptions;
+use kai_core::recon::sfm::{ImageSource, SfmInput};
+use kai_core::registry::pipeline_options;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -167,8 +169,10 @@ async fn get_job(
     Ok(Json(state.recon().get(&id)?))
 }
 
-/// Downloads an output file of a succeeded job: `cameras.txt`, `images.txt` or
-/// `points3D.txt` of the COLMAP text model, or the point cloud `points.ply`.
+/// Downloads an output file of a succeeded job: the models `model.glb`, `model.lod1.glb`,
+/// ... (`model/gltf-binary`), the mesh `mesh.ply`, the points `dense.ply` and
+/// `points.ply`, or `cameras.txt`, `images.txt` and `points3D.txt` of the COLMAP text
+/// model.
 #[utoipa::path(
     get,
     path = "/api/recon/jobs/{id}/files/{name}",
@@ -179,6 +183,7 @@ async fn get_job(
     ),
     responses(
         (status = 200, description = "The file", content(
+            (Vec<u8> = "model/gltf-binary"),
             (String = "text/plain"),
             (Vec<u8> = "application/octet-stream"),
         )),
@@ -200,11 +205,7 @@ async fn get_file(
         std::fs::read(&path).map_err(|err| Error::io("cannot read", path, err))
     })
     .await?;
-    let content_type = if name.ends_with(".txt") {
-        "text/plain; charset=utf-8"
-    } else {
-        "application/octet-stream"
-    };
+    let content_type = content_type(&name);
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     // The names come from the job's fixed list of outputs, so they are plain ASCII.
@@ -303,12 +304,23 @@ async fn write_photo(name: String, path: PathBuf, bytes: Vec<u8>) -> ApiResult<S
     .await
 }
 
+/// Returns the media type of a job's output file, by its extension.
+pub fn content_type(name: &str) -> &'static str {
+    if name.ends_with(".glb") {
+        "model/gltf-binary"
+    } else if name.ends_with(".txt") {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    }
+}
+
 /// Returns the reconstruction options of the parameter set `set`, or of the default set.
-pub async fn options_of_set(state: &AppState, set: Option<String>) -> ApiResult<SfmOptions> {
+pub async fn options_of_set(state: &AppState, set: Option<String>) -> ApiResult<PipelineOptions> {
     let registry = state.registry();
     blocking(move || {
         let resolution = registry.resolve(set.as_deref(), &[])?;
-        sfm_options(&resolution.values)
+        pipeline_options(&resolution.values)
     })
     .await
 }

@@ -1,0 +1,304 @@
+//! Runs one of kai's point cloud or mesh operations on a PLY file and prints its time as
+//! JSON; `benches/recon_mesh.py` runs Open3D on the same files and compares the results it
+//! reads back.
+//!
+//! Times cover the operation alone, as a caller that already has the data in memory sees it:
+//! reading and writing the files is outside them, as it is for the peers.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use kai_core::recon::cloud::{
+    PointCloud, estimate_normals, orient_normals_consistent, radius_outliers, statistical_outliers,
+    voxel_down_sample,
+};
+use kai_core::recon::dense::{DenseOptions, densify};
+use kai_core::recon::export::PlyFormat;
+use kai_core::recon::mesh::lod::simplify;
+use kai_core::recon::mesh::{PoissonOptions, TriangleMesh, poisson_reconstruct, trim_low_density};
+use kai_core::recon::synthetic::{SceneOptions, SyntheticScene};
+use serde_json::{Value, json};
+
+/// Points of the true sparse model handed to the dense stage.
+const SPARSE_POINTS: usize = 5000;
+
+// The same allocator as kai's command line and bindings.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Point cloud and mesh operation benchmark.
+#[derive(Debug, Parser)]
+struct Args {
+    #[command(subcommand)]
+    operation: Operation,
+}
+
+#[derive(Debug, Subcommand)]
+enum Operation {
+    /// Voxel down-sampling; writes the reduced cloud.
+    Voxel {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long)]
+        size: f64,
+    },
+    /// Statistical outlier removal; writes the kept indices as little-endian u32.
+    Statistical {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long)]
+        neighbors: usize,
+        #[arg(long)]
+        std_ratio: f64,
+    },
+    /// Radius outlier removal; writes the kept indices as little-endian u32.
+    Radius {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long)]
+        radius: f64,
+        #[arg(long)]
+        min_neighbors: usize,
+    },
+    /// Normal estimation followed by consistent orientation; writes the cloud with normals.
+    Normals {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long)]
+        neighbors: usize,
+        /// Neighbours of the orientation graph.
+        #[arg(long)]
+        orient_neighbors: usize,
+    },
+    /// Poisson surface reconstruction from oriented points, then the low-density trim;
+    /// writes the trimmed mesh.
+    Poisson {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long)]
+        depth: u32,
+        /// Share of vertices, by density, that the trim removes.
+        #[arg(long)]
+        trim_quantile: f64,
+    },
+    /// Simplification to a share of the triangles; writes the simplified mesh.
+    Simplify {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long)]
+        ratio: f64,
+        /// Error bound passed to `simplify`; large, so the triangle ratio decides.
+        #[arg(long, default_value_t = 1.0)]
+        target_error: f64,
+    },
+    /// Renders a synthetic scene, densifies it from its true cameras and writes the dense
+    /// cloud and points sampled on the true surfaces.
+    Scene {
+        /// Folder that receives dense.ply and truth.ply.
+        output: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        images: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        #[arg(long, default_value_t = 480)]
+        height: u32,
+        /// Points sampled on the true surfaces.
+        #[arg(long, default_value_t = 200_000)]
+        truth_points: usize,
+    },
+    /// Statistical outlier removal, normal estimation that keeps the sign of the input's
+    /// normals, Poisson and the density trim, as one chain; writes the trimmed mesh.
+    Chain {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long)]
+        depth: u32,
+        #[arg(long)]
+        trim_quantile: f64,
+    },
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let report = match Args::parse().operation {
+        Operation::Voxel {
+            input,
+            output,
+            size,
+        } => {
+            let cloud = PointCloud::read_ply(&input)?;
+            let start = Instant::now();
+            let reduced = voxel_down_sample(&cloud, size)?;
+            let seconds = start.elapsed().as_secs_f64();
+            reduced.write_ply(&output, PlyFormat::BinaryLittleEndian)?;
+            json!({"seconds": seconds, "input": cloud.len(), "output": reduced.len()})
+        }
+        Operation::Statistical {
+            input,
+            output,
+            neighbors,
+            std_ratio,
+        } => {
+            let cloud = PointCloud::read_ply(&input)?;
+            let start = Instant::now();
+            let kept = statistical_outliers(&cloud, neighbors, std_ratio)?;
+            let seconds = start.elapsed().as_secs_f64();
+            write_indices(&output, &kept)?;
+            json!({"seconds": seconds, "input": cloud.len(), "kept": kept.len()})
+        }
+        Operation::Radius {
+            input,
+            output,
+            radius,
+            min_neighbors,
+        } => {
+            let cloud = PointCloud::read_ply(&input)?;
+            let start = Instant::now();
+            let kept = radius_outliers(&cloud, radius, min_neighbors)?;
+            let seconds = start.elapsed().as_secs_f64();
+            write_indices(&output, &kept)?;
+            json!({"seconds": seconds, "input": cloud.len(), "kept": kept.len()})
+        }
+        Operation::Normals {
+            input,
+            output,
+            neighbors,
+            orient_neighbors,
+        } => {
+            let mut cloud = PointCloud::read_ply(&input)?;
+            // Estimation keeps the sign of normals already present, so normals in the file
+            // would give away the true orientation.
+            cloud.normals = None;
+            let start = Instant::now();
+            estimate_normals(&mut cloud, neighbors)?;
+            let estimate = start.elapsed().as_secs_f64();
+            let start = Instant::now();
+            orient_normals_consistent(&mut cloud, orient_neighbors)?;
+            let orient = start.elapsed().as_secs_f64();
+            cloud.write_ply(&output, PlyFormat::BinaryLittleEndian)?;
+            json!({"seconds": estimate + orient, "estimate_seconds": estimate,
+                   "orient_seconds": orient, "input": cloud.len()})
+        }
+        Operation::Poisson {
+            input,
+            output,
+            depth,
+            trim_quantile,
+        } => {
+            let cloud = PointCloud::read_ply(&input)?;
+            let options = PoissonOptions {
+                depth,
+                ..PoissonOptions::default()
+            };
+            let start = Instant::now();
+            let surface = poisson_reconstruct(&cloud, &options, None)?;
+            let reconstruct = start.elapsed().as_secs_f64();
+            let start = Instant::now();
+            let mesh = trim_low_density(&surface, trim_quantile);
+            let trim = start.elapsed().as_secs_f64();
+            mesh.write_ply(&output, PlyFormat::BinaryLittleEndian)?;
+            json!({"seconds": reconstruct + trim, "reconstruct_seconds": reconstruct,
+                   "trim_seconds": trim, "input": cloud.len(),
+                   "untrimmed_triangles": surface.mesh.triangles.len(),
+                   "triangles": mesh.triangles.len(), "vertices": mesh.positions.len()})
+        }
+        Operation::Simplify {
+            input,
+            output,
+            ratio,
+            target_error,
+        } => {
+            let mesh = TriangleMesh::read_ply(&input)?;
+            let start = Instant::now();
+            let simplified = simplify(&mesh, ratio, target_error)?;
+            let seconds = start.elapsed().as_secs_f64();
+            simplified
+                .mesh
+                .write_ply(&output, PlyFormat::BinaryLittleEndian)?;
+            json!({"seconds": seconds, "input_triangles": mesh.triangles.len(),
+                   "triangles": simplified.mesh.triangles.len(),
+                   "reported_error": simplified.error, "sloppy": simplified.sloppy})
+        }
+        Operation::Scene {
+            output,
+            images,
+            seed,
+            width,
+            height,
+            truth_points,
+        } => {
+            let options = SceneOptions {
+                images,
+                seed,
+                width,
+                height,
+                ..SceneOptions::default()
+            };
+            let start = Instant::now();
+            let scene = SyntheticScene::generate(&options)?;
+            let render = start.elapsed().as_secs_f64();
+            // True cameras, so the dense stage is measured apart from structure from motion.
+            // The sparse points give it the depth range, as the 5,000 ground-truth points of
+            // `kai recon synth` would.
+            let truth = scene.ground_truth(SPARSE_POINTS);
+            let start = Instant::now();
+            let dense = densify(&truth, &scene.images, &DenseOptions::default(), None)?;
+            let seconds = start.elapsed().as_secs_f64();
+            std::fs::create_dir_all(&output)?;
+            dense.write_ply(&output.join("dense.ply"), PlyFormat::BinaryLittleEndian)?;
+            let samples = scene.sample_surface_points(truth_points);
+            let truth_cloud = PointCloud {
+                colors: vec![[128; 3]; samples.len()],
+                positions: samples,
+                normals: None,
+            };
+            truth_cloud.write_ply(&output.join("truth.ply"), PlyFormat::BinaryLittleEndian)?;
+            json!({"seconds": seconds, "render_seconds": render, "points": dense.len()})
+        }
+        Operation::Chain {
+            input,
+            output,
+            depth,
+            trim_quantile,
+        } => {
+            let cloud = PointCloud::read_ply(&input)?;
+            let start = Instant::now();
+            let mut kept = cloud.select(&statistical_outliers(&cloud, 20, 2.0)?);
+            let outliers = start.elapsed().as_secs_f64();
+            let start = Instant::now();
+            estimate_normals(&mut kept, 30)?;
+            let normals = start.elapsed().as_secs_f64();
+            let options = PoissonOptions {
+                depth,
+                ..PoissonOptions::default()
+            };
+            let start = Instant::now();
+            let surface = poisson_reconstruct(&kept, &options, None)?;
+            let mesh = trim_low_density(&surface, trim_quantile);
+            let poisson = start.elapsed().as_secs_f64();
+            mesh.write_ply(&output, PlyFormat::BinaryLittleEndian)?;
+            json!({"seconds": outliers + normals + poisson, "outlier_seconds": outliers,
+                   "normal_seconds": normals, "poisson_seconds": poisson,
+                   "kept": kept.len(), "triangles": mesh.triangles.len()})
+        }
+    };
+    let threads = std::env::var("RAYON_NUM_THREADS").ok();
+    let mut report: Value = report;
+    report["library"] = json!("kai");
+    report["threads"] = json!(threads);
+    println!("{report}");
+    Ok(())
+}
+
+/// Writes indices as little-endian u32, which the driver reads with numpy.
+fn write_indices(path: &Path, indices: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for &index in indices {
+        out.write_all(&u32::try_from(index)?.to_le_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}
