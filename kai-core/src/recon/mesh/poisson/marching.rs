@@ -1,5 +1,8 @@
 //! Iso-surface extraction by marching tetrahedra on the finest band.
 //!
+//! NOTE: at the same depth this gives about three times the triangles of Open3D's
+//! marching cubes (benches/RESULTS.md), so the full level of detail is heavy.
+//!
 //! Each cell is split into the six tetrahedra of its Kuhn (Freudenthal) triangulation, the
 //! paths from corner (0,0,0) to (1,1,1) along the three axes in each order. Neighbouring
 //! cells then split their shared faces along the same diagonal, and the linear
