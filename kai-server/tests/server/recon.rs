@@ -78,7 +78,9 @@ async fn wait_until_finished(app: &Router, id: &str) -> Value {
             start.elapsed() < JOB_TIMEOUT,
             "job {id} did not finish within {JOB_TIMEOUT:?}: {job}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Once a second stays under the default limit of 100 requests a minute, since a
+        // job that runs the whole pipeline takes a minute or more.
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
