@@ -1,6 +1,6 @@
 //! The crate's error type and the kinds every surface maps it to.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -192,6 +192,19 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// Fails with [`Error::NotFound`] naming `what` when `path` does not exist, so a
+    /// mistyped input path is reported as missing, not as a failure to read it.
+    pub fn require_path(path: &Path, what: &'static str) -> Result<()> {
+        if path.exists() {
+            return Ok(());
+        }
+        Err(Error::NotFound {
+            what,
+            name: path.display().to_string(),
+            hint: String::new(),
+        })
     }
 }
 

@@ -127,19 +127,6 @@ fn path_arg(name: &str, value: Unknown<'_>) -> kai_core::Result<PathBuf> {
     from_js::<String>(name, value).map(PathBuf::from)
 }
 
-/// Fails with "not found" naming `what` when `path` does not exist, as the `kai recon`
-/// commands do, so a mistyped path is not reported as a storage failure.
-fn require(path: &Path, what: &'static str) -> kai_core::Result<()> {
-    if path.exists() {
-        return Ok(());
-    }
-    Err(Error::NotFound {
-        what,
-        name: path.display().to_string(),
-        hint: String::new(),
-    })
-}
-
 /// Creates folder `dir` for output files, failing naming it when it is a file.
 fn prepare_folder(dir: &Path) -> kai_core::Result<()> {
     if dir.exists() && !dir.is_dir() {
@@ -275,10 +262,7 @@ impl Kai {
             let outcome = screen_photos(&inputs, &options.sfm, &services.limits, &report);
             let screening = settle(&forwarder, outcome)?;
             if let Some(output) = &request.output {
-                let text = serde_json::to_string_pretty(&screening)
-                    .map_err(|err| Error::Internal(format!("cannot encode the report: {err}")))?;
-                std::fs::write(output, text + "\n")
-                    .map_err(|err| Error::io("cannot write", output, err))?;
+                screening.write(output)?;
             }
             Json::of(&screening)
         })
@@ -311,7 +295,7 @@ impl Kai {
             prepared,
             |(services, sparse, photos, output, request, callback)| {
                 let options = pipeline_options(&services.registry, request.set.as_deref())?;
-                require(&sparse, "sparse model folder")?;
+                Error::require_path(&sparse, "sparse model folder")?;
                 let reconstruction = read_colmap_text(&sparse)?;
                 let inputs = photos.into_inputs()?;
                 let forwarder = ProgressForwarder::new(callback, Stage::DepthMaps, Stage::Fusion);
@@ -359,7 +343,7 @@ impl Kai {
         })();
         Job::run(prepared, |(services, points, output, request, callback)| {
             let options = pipeline_options(&services.registry, request.set.as_deref())?;
-            require(&points, "point cloud")?;
+            Error::require_path(&points, "point cloud")?;
             let cloud = PointCloud::read_ply(&points)?;
             let (cleaned, counts) = clean_points(&cloud, &options.cloud)?;
             let forwarder = ProgressForwarder::new(callback, Stage::Meshing, Stage::Meshing);
@@ -399,7 +383,7 @@ impl Kai {
         Job::run(prepared, |(services, mesh, output_dir, request)| {
             let options = pipeline_options(&services.registry, request.set.as_deref())?;
             let lod_options = options.lod.lod_options()?;
-            require(&mesh, "mesh")?;
+            Error::require_path(&mesh, "mesh")?;
             let mesh = read_mesh_file(&mesh)?;
             prepare_folder(&output_dir)?;
             let levels = build_lods(&mesh, &lod_options)?;
@@ -444,7 +428,7 @@ impl Kai {
         Job::run(prepared, |(services, input, output, request)| {
             let options = pipeline_options(&services.registry, request.set.as_deref())?;
             let compression = compression(request.compression.as_deref(), options.compression)?;
-            require(&input, "levels of detail")?;
+            Error::require_path(&input, "levels of detail")?;
             let levels = read_levels(&input)?;
             let paths = export_levels(&levels, &output, compression)?;
             Json::of(&level_files(&levels, &paths))
@@ -566,7 +550,7 @@ fn mesh_from_js(value: Unknown<'_>) -> kai_core::Result<TriangleMesh> {
 pub fn read_mesh(path: Unknown<'_>) -> AsyncTask<Job<MeshOutcome>> {
     let prepared = path_arg("path", path);
     Job::run(prepared, |path| {
-        require(&path, "mesh file")?;
+        Error::require_path(&path, "mesh file")?;
         read_mesh_file(&path).map(MeshOutcome)
     })
 }

@@ -189,19 +189,6 @@ fn points_input(name: &str, value: &Bound<'_, PyAny>) -> kai_core::Result<Input<
     points_from_tuple(name, &tuple).map(Input::Data)
 }
 
-/// Fails with "not found" naming `what` when `path` does not exist, as the `kai recon`
-/// commands do, so a mistyped path is not reported as a storage failure.
-fn require(path: &Path, what: &'static str) -> kai_core::Result<()> {
-    if path.exists() {
-        return Ok(());
-    }
-    Err(Error::NotFound {
-        what,
-        name: path.display().to_string(),
-        hint: String::new(),
-    })
-}
-
 /// Fails unless `path` names a PLY file, the only format of point clouds.
 fn require_ply(what: &str, path: &Path) -> kai_core::Result<()> {
     let is_ply = path
@@ -350,10 +337,7 @@ fn screen(
         let inputs = photos.into_inputs()?;
         let report = screen_photos(&inputs, &options.sfm, &limits, &|p| forwarder.report(p))?;
         if let Some(output) = &output {
-            let text = serde_json::to_string_pretty(&report)
-                .map_err(|err| Error::Internal(format!("cannot encode the report: {err}")))?;
-            std::fs::write(output, text + "\n")
-                .map_err(|err| Error::io("cannot write", output, err))?;
+            report.write(output)?;
         }
         Ok(report)
     })?;
@@ -397,7 +381,7 @@ fn densify<'py>(
         let reconstruction = match sparse {
             Input::Data(reconstruction) => reconstruction,
             Input::Path(dir) => {
-                require(&dir, "sparse model folder")?;
+                Error::require_path(&dir, "sparse model folder")?;
                 read_colmap_text(&dir)?
             }
         };
@@ -435,7 +419,7 @@ fn mesh<'py>(
         let cloud = match points {
             Input::Data(cloud) => cloud,
             Input::Path(path) => {
-                require(&path, "point cloud")?;
+                Error::require_path(&path, "point cloud")?;
                 PointCloud::read_ply(&path)?
             }
         };
@@ -468,7 +452,7 @@ fn levels_of_detail(
         let mesh = match mesh {
             Input::Data(mesh) => mesh,
             Input::Path(path) => {
-                require(&path, "mesh")?;
+                Error::require_path(&path, "mesh")?;
                 read_mesh_file(&path)?
             }
         };
@@ -511,7 +495,7 @@ fn export_model(
         let levels = match input {
             Input::Data(levels) => levels,
             Input::Path(path) => {
-                require(&path, "levels of detail")?;
+                Error::require_path(&path, "levels of detail")?;
                 read_levels(&path)?
             }
         };
@@ -545,7 +529,7 @@ fn levels_input(value: &Bound<'_, PyAny>) -> kai_core::Result<Input<Vec<Triangle
 #[pyfunction]
 fn read_mesh(py: Python<'_>, path: PathBuf) -> PyResult<MeshArrays<'_>> {
     let mesh = detached(py, || {
-        require(&path, "mesh file")?;
+        Error::require_path(&path, "mesh file")?;
         read_mesh_file(&path)
     })?;
     mesh_to_py(py, mesh)
@@ -580,7 +564,7 @@ fn write_mesh(
 #[pyfunction]
 fn read_points(py: Python<'_>, path: PathBuf) -> PyResult<PointArrays<'_>> {
     let cloud = detached(py, || {
-        require(&path, "point cloud")?;
+        Error::require_path(&path, "point cloud")?;
         PointCloud::read_ply(&path)
     })?;
     points_to_py(py, cloud)

@@ -2,6 +2,7 @@
 //! EXIF, checking its quality, and downscaling it to the size features are detected at.
 //! A photo that fails any step is left out with the reason instead of failing the run.
 
+use std::path::Path;
 use std::sync::Mutex;
 
 use image::RgbImage;
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::input::{ImageSource, SfmInput};
 use super::options::SfmOptions;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::ImageLimits;
 use crate::recon::exif;
 use crate::recon::progress::{Progress, ProgressFn, Stage};
@@ -58,6 +59,31 @@ pub struct ScreeningReport {
     pub accepted: Vec<AcceptedPhoto>,
     /// Photos left out, in input order, with the reason.
     pub rejected: Vec<UnregisteredImage>,
+}
+
+impl ScreeningReport {
+    /// Writes the report to `path` as pretty-printed JSON, creating its folder.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("cannot create", parent, e))?;
+        }
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|err| Error::Internal(format!("cannot encode the screening report: {err}")))?;
+        std::fs::write(path, text + "\n").map_err(|err| Error::io("cannot write", path, err))
+    }
+
+    /// Reads a report that [`Self::write`] or `kai recon screen` wrote.
+    pub fn read(path: &Path) -> Result<Self> {
+        Error::require_path(path, "screening report")?;
+        let text =
+            std::fs::read_to_string(path).map_err(|err| Error::io("cannot read", path, err))?;
+        serde_json::from_str(&text).map_err(|err| {
+            Error::invalid(
+                "screening report",
+                format!("{} is not a screening report: {err}", path.display()),
+            )
+        })
+    }
 }
 
 /// Screens `inputs` as structure from motion does (decoding under `limits`, EXIF focal
@@ -271,5 +297,47 @@ mod tests {
         assert_eq!(small.dimensions(), (200, 150));
         let kept = downscale(RgbImage::new(100, 50), 200);
         assert_eq!(kept.dimensions(), (100, 50));
+    }
+
+    #[test]
+    fn report_round_trips_through_a_new_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stages").join("screening.json");
+        let report = ScreeningReport {
+            accepted: vec![AcceptedPhoto {
+                name: "a.jpg".into(),
+                width: 400,
+                height: 300,
+                focal_px: Some(350.0),
+            }],
+            rejected: vec![UnregisteredImage {
+                name: "b.jpg".into(),
+                reason: "too dark".into(),
+            }],
+        };
+        report.write(&path).unwrap();
+        assert_eq!(ScreeningReport::read(&path).unwrap(), report);
+    }
+
+    #[test]
+    fn report_read_rejects_missing_and_malformed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("screening.json");
+        let err = ScreeningReport::read(&missing).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::NotFound {
+                    what: "screening report",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        std::fs::write(&missing, "{\"accepted\": 3}").unwrap();
+        let err = ScreeningReport::read(&missing).unwrap_err().to_string();
+        assert!(err.contains("is not a screening report"), "{err}");
+        assert!(err.contains("screening.json"), "{err}");
     }
 }

@@ -143,18 +143,6 @@ fn prepare_file(output: &Path) -> Result<(), Error> {
     }
 }
 
-/// Fails with "not found" naming `what` when `path` does not exist.
-fn require(path: &Path, what: &'static str) -> Result<(), Error> {
-    if path.exists() {
-        return Ok(());
-    }
-    Err(Error::NotFound {
-        what,
-        name: path.display().to_string(),
-        hint: String::new(),
-    })
-}
-
 /// A progress bar over the stages `first..=last`, with the stage as its message. Hidden
 /// when standard error is not a terminal, as indicatif does by default.
 struct StageBar {

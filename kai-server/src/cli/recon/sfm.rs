@@ -10,7 +10,7 @@ use kai_core::recon::sfm::{ScreeningReport, reconstruct};
 use kai_core::recon::{ReconstructionSummary, Stage};
 use serde::Serialize;
 
-use super::{StageBar, TierArg, photo_inputs, prepare_folder, require};
+use super::{StageBar, TierArg, photo_inputs, prepare_folder};
 use crate::cli::{emit, print_json};
 
 /// Arguments of `kai recon sfm`.
@@ -57,7 +57,7 @@ pub(super) fn run_sfm(args: &SfmArgs) -> Result<(), Error> {
     let limits = ImageLimits::from_env()?;
     let mut inputs = photo_inputs(&args.photos)?;
     let screening = match &args.screening {
-        Some(path) => Some(read_screening(path)?),
+        Some(path) => Some(ScreeningReport::read(path)?),
         None => None,
     };
     if let Some(report) = &screening {
@@ -90,21 +90,6 @@ pub(super) fn run_sfm(args: &SfmArgs) -> Result<(), Error> {
         files.join(", "),
         args.output.display()
     ))
-}
-
-/// Reads a screening report that `kai recon screen` wrote.
-pub(super) fn read_screening(path: &std::path::Path) -> Result<ScreeningReport, Error> {
-    require(path, "screening report")?;
-    let text = std::fs::read_to_string(path).map_err(|err| Error::io("cannot read", path, err))?;
-    serde_json::from_str(&text).map_err(|err| {
-        Error::invalid(
-            "screening report",
-            format!(
-                "{} is not a screening.json of `kai recon screen`: {err}",
-                path.display()
-            ),
-        )
-    })
 }
 
 /// Prints the counts, the mean reprojection error and each unregistered photo with its

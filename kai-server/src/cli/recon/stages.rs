@@ -20,7 +20,6 @@ use serde::Serialize;
 
 use super::{
     StageBar, TierArg, display_name, list_files, photo_inputs, prepare_file, prepare_folder,
-    require,
 };
 use crate::cli::{emit, print_json};
 
@@ -52,10 +51,7 @@ pub(super) fn run_screen(args: &ScreenArgs) -> Result<(), Error> {
     let report = screen_photos(&inputs, &tier.options.sfm, &limits, &|p| bar.report(p));
     bar.finish();
     let report = report?;
-    let text = serde_json::to_string_pretty(&report)
-        .map_err(|err| Error::invalid("screening report", err.to_string()))?;
-    std::fs::write(&args.output, text + "\n")
-        .map_err(|err| Error::io("cannot write", &args.output, err))?;
+    report.write(&args.output)?;
     if args.json {
         return print_json(&report);
     }
@@ -112,7 +108,7 @@ struct StageReport {
 pub(super) fn run_dense(args: &DenseArgs) -> Result<(), Error> {
     let tier = args.tier.resolve()?;
     let limits = ImageLimits::from_env()?;
-    require(&args.sparse, "sparse model folder")?;
+    Error::require_path(&args.sparse, "sparse model folder")?;
     let reconstruction = read_colmap_text(&args.sparse)?;
     let inputs = photo_inputs(&args.images)?;
     prepare_file(&args.output)?;
@@ -169,7 +165,7 @@ pub struct MeshArgs {
 
 pub(super) fn run_mesh(args: &MeshArgs) -> Result<(), Error> {
     let tier = args.tier.resolve()?;
-    require(&args.points, "point cloud")?;
+    Error::require_path(&args.points, "point cloud")?;
     files::ModelFormat::from_path(&args.output)?;
     let cloud = PointCloud::read_ply(&args.points)?;
     prepare_file(&args.output)?;
@@ -229,7 +225,7 @@ pub struct LodArgs {
 pub(super) fn run_lod(args: &LodArgs) -> Result<(), Error> {
     let tier = args.tier.resolve()?;
     let lod_options = tier.options.lod.lod_options()?;
-    require(&args.mesh, "mesh")?;
+    Error::require_path(&args.mesh, "mesh")?;
     let mesh = read_mesh(&args.mesh)?;
     prepare_folder(&args.output)?;
     let levels = build_lods(&mesh, &lod_options)?;
@@ -280,7 +276,7 @@ pub struct ExportArgs {
 pub(super) fn run_export(args: &ExportArgs) -> Result<(), Error> {
     let tier = args.tier.resolve()?;
     files::ModelFormat::from_path(&args.output)?;
-    require(&args.input, "levels of detail")?;
+    Error::require_path(&args.input, "levels of detail")?;
     let levels = read_levels(&args.input)?;
     prepare_file(&args.output)?;
     let compression = match args.compression {
