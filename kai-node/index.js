@@ -17,3 +17,5 @@ try {
 module.exports.Kai = binding.Kai
 module.exports.TextEmbedder = binding.TextEmbedder
 module.exports.generateScene = binding.generateScene
+module.exports.readMesh = binding.readMesh
+module.exports.writeMesh = binding.writeMesh
