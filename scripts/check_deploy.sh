@@ -299,6 +299,7 @@ if [ "$argo_ready" = true ]; then
         's/template: dense$/template: DENSE/; s/template: mesh$/template: dense/; s/template: DENSE$/template: mesh/|the tasks run screen, sfm, mesh, dense, lod, export'
         's/depends: mesh.Succeeded/depends: dense.Succeeded/|task lod depends on dense.Succeeded; expected mesh.Succeeded'
         '/^    - name: lod$/,/--tier/ s#work/mesh.ply#work/dense.ply#|lod: reads /claim/{{workflow.parameters.output}}/work/dense.ply; expected the output of mesh'
+        '/^          - --screening$/,+1 s#work/screening.json#work/old-screening.json#|sfm: --screening is /claim/{{workflow.parameters.output}}/work/old-screening.json; expected the output of screen'
         '/mountPath: \/photos/,/readOnly: true/ s/readOnly: true/readOnly: false/|the photos mount /photos is not read-only'
         's/readOnlyRootFilesystem: true/readOnlyRootFilesystem: false/|the container securityContext differs from the chart'"'"'s securityContext'
     )

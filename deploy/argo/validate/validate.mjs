@@ -37,7 +37,8 @@ const STAGES = ["screen", "sfm", "dense", "mesh", "lod", "export"];
 // file or folder written.
 const INTERFACE = {
   screen: { input: "photos", output: "screening.json" },
-  sfm: { input: "photos", output: "sparse" },
+  // --screening makes sfm use only the photos that screen accepted.
+  sfm: { input: "photos", output: "sparse", screening: "screen" },
   dense: { input: "sfm", images: true, output: "dense.ply" },
   mesh: { input: "dense", output: "mesh.ply" },
   lod: { input: "mesh", output: "lod" },
@@ -194,6 +195,9 @@ function checkStage(stage, template, outputs, photos) {
   if (spec.compression) {
     known.push("--compression");
   }
+  if (spec.screening) {
+    known.push("--screening");
+  }
   for (const option of Object.keys(options)) {
     check(known.includes(option), `${stage}: unknown option ${option} for kai recon ${stage}`);
   }
@@ -213,6 +217,13 @@ function checkStage(stage, template, outputs, photos) {
   const expectedInput = spec.input === "photos" ? photos : outputs.get(spec.input);
   const from = spec.input === "photos" ? "the photos folder" : `the output of ${spec.input}`;
   check(input === expectedInput, `${stage}: reads ${input}; expected ${from}, ${expectedInput}`);
+  if (spec.screening) {
+    const report = outputs.get(spec.screening);
+    check(
+      options["--screening"] === report,
+      `${stage}: --screening is ${options["--screening"]}; expected the output of ${spec.screening}, ${report}`,
+    );
+  }
   if (spec.images) {
     check(
       options["--images"] === photos,
@@ -234,7 +245,7 @@ function checkStage(stage, template, outputs, photos) {
 
   // Every path the stage touches must lie on one of its mounts, because the root
   // filesystem is read-only and not shared between the pods.
-  const paths = [input, options["--images"], output].filter((path) => path !== undefined);
+  const paths = [input, options["--images"], options["--screening"], output].filter((path) => path !== undefined);
   for (const path of paths) {
     const mount = mountFor(container, path);
     if (check(mount !== undefined, `${stage}: ${path} is on no volume mount`)) {
