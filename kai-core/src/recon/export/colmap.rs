@@ -10,13 +10,14 @@
 //! part of the format, so they are neither written nor read.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use nalgebra::{Quaternion, UnitQuaternion, Vector2, Vector3};
 
 use crate::error::{Error, Result};
 use crate::recon::camera::{Camera, CameraModel};
+use crate::recon::export::write_atomically;
 use crate::recon::pose::Pose;
 use crate::recon::reconstruction::{Point3D, Reconstruction, RegisteredImage, TrackElement};
 
@@ -32,23 +33,15 @@ const MAX_RECORDS: usize = 100_000_000;
 pub fn write_colmap_text(reconstruction: &Reconstruction, dir: &Path) -> Result<()> {
     check_references(reconstruction)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir, e))?;
-    write_file(&dir.join("cameras.txt"), |out| {
+    write_atomically(&dir.join("cameras.txt"), |out| {
         write_cameras(reconstruction, out)
     })?;
-    write_file(&dir.join("images.txt"), |out| {
+    write_atomically(&dir.join("images.txt"), |out| {
         write_images(reconstruction, out)
     })?;
-    write_file(&dir.join("points3D.txt"), |out| {
+    write_atomically(&dir.join("points3D.txt"), |out| {
         write_points(reconstruction, out)
     })
-}
-
-fn write_file(path: &Path, body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let file = std::fs::File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
-    let mut out = BufWriter::new(file);
-    body(&mut out)
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::io("cannot write", path, e))
 }
 
 fn write_cameras(reconstruction: &Reconstruction, out: &mut dyn Write) -> std::io::Result<()> {

@@ -5,6 +5,7 @@
 //! Every reader bounds what a file can make it allocate and names the file and the place
 //! in it when it rejects one.
 
+mod atomic;
 pub mod colmap;
 pub mod gltf;
 pub mod obj;
@@ -13,6 +14,8 @@ pub mod ply;
 pub use colmap::{read_colmap_text, write_colmap_text};
 pub use gltf::{Compression, GlbOptions};
 pub use ply::PlyFormat;
+
+pub(crate) use atomic::write_atomically;
 
 use crate::error::{Error, Result};
 use crate::recon::mesh::TriangleMesh;

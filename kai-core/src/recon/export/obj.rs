@@ -5,11 +5,11 @@
 //! has normals (the normal index equals the vertex index) and `f a b c` otherwise.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::recon::export::check_mesh;
+use crate::recon::export::{check_mesh, write_atomically};
 use crate::recon::mesh::TriangleMesh;
 
 /// Name of the one material the writer defines.
@@ -44,11 +44,7 @@ impl TriangleMesh {
         let library = format!("{stem}.mtl");
         let library_path = path.with_file_name(&library);
         write_material_library(&library_path)?;
-        let file = std::fs::File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
-        let mut out = BufWriter::new(file);
-        self.write_obj_to(&mut out, &library)
-            .and_then(|()| out.flush())
-            .map_err(|e| Error::io("cannot write", path, e))
+        write_atomically(path, |mut out| self.write_obj_to(&mut out, &library))
     }
 
     fn write_obj_to(&self, out: &mut impl Write, library: &str) -> std::io::Result<()> {
@@ -129,7 +125,7 @@ fn write_material_library(path: &Path) -> Result<()> {
     let text = format!(
         "# written by kai\nnewmtl {MATERIAL_NAME}\nKa 0 0 0\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
     );
-    std::fs::write(path, text).map_err(|e| Error::io("cannot write", path, e))
+    write_atomically(path, |out| out.write_all(text.as_bytes()))
 }
 
 /// One face corner: position index and optional normal index, both 0-based.

@@ -10,14 +10,14 @@ mod body;
 mod header;
 mod writer;
 
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, Write};
 use std::path::Path;
 
 use nalgebra::Vector3;
 
 use crate::error::{Error, Result};
 use crate::recon::cloud::PointCloud;
-use crate::recon::export::check_mesh;
+use crate::recon::export::{check_mesh, write_atomically};
 use crate::recon::mesh::TriangleMesh;
 use crate::recon::reconstruction::Reconstruction;
 
@@ -46,11 +46,6 @@ fn read_file(path: &Path) -> Result<PlyData> {
     let fail = |reason: String| Error::invalid(format!("PLY file {}", path.display()), reason);
     let header = header::read_header(&mut reader).map_err(fail)?;
     body::read_body(reader, &header, length.saturating_sub(header.bytes)).map_err(fail)
-}
-
-fn create(path: &Path) -> Result<BufWriter<std::fs::File>> {
-    let file = std::fs::File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
-    Ok(BufWriter::new(file))
 }
 
 impl PointCloud {
@@ -93,9 +88,7 @@ impl PointCloud {
     /// which keeps about 7 significant digits.
     pub fn write_ply(&self, path: &Path, format: PlyFormat) -> Result<()> {
         self.check()?;
-        let mut out = create(path)?;
-        self.write_to(&mut out, format)
-            .map_err(|e| Error::io("cannot write", path, e))
+        write_atomically(path, |mut out| self.write_to(&mut out, format))
     }
 
     fn write_to(&self, out: &mut impl Write, format: PlyFormat) -> std::io::Result<()> {
@@ -149,9 +142,7 @@ impl TriangleMesh {
     /// uchar and each triangle as a `uchar uint` list.
     pub fn write_ply(&self, path: &Path, format: PlyFormat) -> Result<()> {
         check_mesh(self)?;
-        let mut out = create(path)?;
-        self.write_ply_to(&mut out, format)
-            .map_err(|e| Error::io("cannot write", path, e))
+        write_atomically(path, |mut out| self.write_ply_to(&mut out, format))
     }
 
     fn write_ply_to(&self, out: &mut impl Write, format: PlyFormat) -> std::io::Result<()> {

@@ -16,6 +16,7 @@ use super::options::SfmOptions;
 use crate::error::{Error, Result};
 use crate::image::ImageLimits;
 use crate::recon::exif;
+use crate::recon::export::write_atomically;
 use crate::recon::progress::{Progress, ProgressFn, Stage};
 use crate::recon::reconstruction::UnregisteredImage;
 
@@ -69,7 +70,7 @@ impl ScreeningReport {
         }
         let text = serde_json::to_string_pretty(self)
             .map_err(|err| Error::Internal(format!("cannot encode the screening report: {err}")))?;
-        std::fs::write(path, text + "\n").map_err(|err| Error::io("cannot write", path, err))
+        write_atomically(path, |out| writeln!(out, "{text}"))
     }
 
     /// Reads a report that [`Self::write`] or `kai recon screen` wrote.

@@ -14,6 +14,7 @@ mod writer;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::recon::export::write_atomically;
 use crate::recon::mesh::TriangleMesh;
 
 /// The name of the glTF extension for meshoptimizer-compressed buffer views.
@@ -45,7 +46,7 @@ impl TriangleMesh {
     /// mesh without triangles, because glTF accessors cannot be empty.
     pub fn write_glb(&self, path: &Path, options: &GlbOptions) -> Result<()> {
         let bytes = writer::encode_glb(self, options)?;
-        std::fs::write(path, bytes).map_err(|e| Error::io("cannot write", path, e))
+        write_atomically(path, |out| out.write_all(&bytes))
     }
 
     /// Reads the triangles of every mesh in a GLB file into one mesh, decoding
