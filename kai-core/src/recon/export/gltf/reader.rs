@@ -226,7 +226,11 @@ impl<'a> Document<'a> {
             ));
         }
         let count = count as usize;
-        let failed = |e: meshopt::Error| format!("meshopt data cannot be decoded: {e}");
+        let failed = |e: meshopt::Error| {
+            format!(
+                "meshopt data cannot be decoded, so the file is corrupt or truncated ({e} from the meshoptimizer decoder)"
+            )
+        };
         match (compressed.mode.as_str(), stride) {
             ("ATTRIBUTES", s) if s % 4 == 0 && (4..=MAX_MESHOPT_STRIDE).contains(&s) => {
                 decode_vertices(source, count, s as usize).map_err(failed)
