@@ -513,6 +513,15 @@ def _rows(name: str, values: npt.ArrayLike, dtype: type) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 2 or array.shape[1] != 3:
         raise InvalidInputError(f"invalid {name}: has shape {array.shape}; expected (N, 3)")
+    if np.issubdtype(dtype, np.integer) and array.size and array.dtype.kind not in "iu":
+        # A cast would truncate fractional indices, turn NaN into 0 and colours in [0, 1]
+        # into black, all silently.
+        raise InvalidInputError(
+            f"invalid {name}: has dtype {array.dtype}; expected integers that fit "
+            f"{np.dtype(dtype).name}"
+        )
+    if not np.issubdtype(dtype, np.integer) and array.dtype.kind not in "iuf":
+        raise InvalidInputError(f"invalid {name}: has dtype {array.dtype}; expected numbers")
     if np.issubdtype(dtype, np.integer) and array.size and not np.issubdtype(array.dtype, dtype):
         # A plain cast would wrap negative or large indices and colours around silently.
         info = np.iinfo(dtype)
@@ -529,7 +538,8 @@ class Mesh:
     """An indexed triangle mesh as numpy arrays, one row per vertex or triangle.
 
     Triangles wind counter-clockwise seen from outside, so their right-hand normals point
-    outwards. Arrays of other dtypes are converted when the mesh is written.
+    outwards. Positions and normals of other numeric dtypes are converted when the mesh is
+    written. Triangles and colours must be integer arrays whose values fit the dtype.
     """
 
     positions: npt.NDArray[np.float32]

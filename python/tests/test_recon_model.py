@@ -310,7 +310,10 @@ def test_stages_chain_through_their_files(built, small_scene, tmp_path):
 
     surface = recon.mesh(tmp_path / "dense.ply", tmp_path / "mesh.ply")
     whole = recon.read_mesh(root / "work" / "mesh.ply")
-    assert surface.triangles.shape == whole.triangles.shape
+    # The whole run meshes the dense points at the precision of dense.ply, so the stage
+    # gives the same mesh.
+    np.testing.assert_array_equal(surface.triangles, whole.triangles)
+    np.testing.assert_array_equal(surface.positions, whole.positions)
     # A mesh of the in-memory cloud is the same surface.
     assert recon.mesh(cloud).triangles.shape[0] == pytest.approx(len(surface.triangles), rel=0.01)
 
@@ -511,6 +514,20 @@ def test_stages_reject_bad_values(tmp_path):
         recon.write_mesh(recon.Mesh(mesh.positions, [[0, 1, -1]]), tmp_path / "a.ply")
     with pytest.raises(kai.InvalidInputError, match=r"\[0, 1, 9\]"):
         recon.write_mesh(recon.Mesh(mesh.positions, [[0, 1, 9]]), tmp_path / "a.ply")
+    # Casts that would change values silently: fractional or NaN indices, colours in [0, 1].
+    with pytest.raises(kai.InvalidInputError, match="mesh.triangles: has dtype float64"):
+        recon.write_mesh(recon.Mesh(mesh.positions, [[0, 1, 2.9]]), tmp_path / "a.ply")
+    with pytest.raises(kai.InvalidInputError, match="mesh.triangles: has dtype float64"):
+        recon.write_mesh(recon.Mesh(mesh.positions, [[0, 1, np.nan]]), tmp_path / "a.ply")
+    unit_colors = recon.Mesh(mesh.positions, mesh.triangles, colors=[[0.2, 0.5, 1.0]] * 4)
+    with pytest.raises(kai.InvalidInputError, match="mesh.colors: has dtype float64"):
+        recon.write_mesh(unit_colors, tmp_path / "a.ply")
+    with pytest.raises(kai.InvalidInputError, match="mesh.positions: has dtype <U1"):
+        recon.write_mesh(recon.Mesh([["a", "b", "c"]] * 4, mesh.triangles), tmp_path / "a.ply")
+    float_colors = recon.PointCloud(np.zeros((4, 3)), np.full((4, 3), 0.5))
+    with pytest.raises(kai.InvalidInputError, match="points.colors: has dtype float64"):
+        recon.write_points(float_colors, tmp_path / "a.ply")
+    assert not (tmp_path / "a.ply").exists()
     nan = mesh.positions.copy()
     nan[2, 1] = np.nan
     with pytest.raises(kai.InvalidInputError, match="not finite"):
