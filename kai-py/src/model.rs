@@ -17,7 +17,7 @@ use kai_core::recon::mesh::TriangleMesh;
 use kai_core::recon::mesh::lod::build_lods;
 use kai_core::recon::pipeline::{
     self, PipelineOutput, PipelineSummary, clean_points, densify_photos, export_levels, files,
-    mesh_points, read_levels, read_mesh as read_mesh_file,
+    mesh_points, read_levels, read_mesh as read_mesh_file, write_levels,
 };
 use kai_core::recon::progress::{Progress, Stage};
 use kai_core::recon::sfm::screen_photos;
@@ -458,15 +458,7 @@ fn levels_of_detail(
         };
         prepare_folder(&output_dir)?;
         let levels = build_lods(&mesh, &lod_options)?;
-        let paths = levels
-            .iter()
-            .enumerate()
-            .map(|(level, mesh)| {
-                let path = files::lod_file(&output_dir, level);
-                mesh.write_ply(&path, PlyFormat::BinaryLittleEndian)
-                    .map(|()| path)
-            })
-            .collect::<kai_core::Result<Vec<_>>>()?;
+        let paths = write_levels(&levels, &output_dir)?;
         Ok(level_files(&levels, &paths))
     })?;
     json(py, &levels)

@@ -29,6 +29,16 @@ pub struct PointCloud {
 }
 
 impl PointCloud {
+    /// Rounds positions and normals to 32-bit floats, the precision PLY files store, so
+    /// the cloud equals what [`Self::write_ply`] and [`Self::read_ply`] give back.
+    pub fn round_to_f32(&mut self) {
+        let round = |v: &mut Vector3<f64>| *v = v.map(|x| f64::from(x as f32));
+        self.positions.iter_mut().for_each(round);
+        if let Some(normals) = &mut self.normals {
+            normals.iter_mut().for_each(round);
+        }
+    }
+
     /// Returns the number of points.
     pub fn len(&self) -> usize {
         self.positions.len()
@@ -187,5 +197,25 @@ mod tests {
         infinite_normal.normals.as_mut().unwrap()[2].x = f64::INFINITY;
         let message = infinite_normal.validate().unwrap_err().to_string();
         assert!(message.contains("normal 2"), "{message}");
+    }
+
+    #[test]
+    fn rounding_matches_a_ply_round_trip() {
+        let mut cloud = three_points();
+        cloud.positions[0] = Vector3::new(0.1, 1.0 / 3.0, std::f64::consts::PI);
+        cloud.normals.as_mut().unwrap()[1] = Vector3::new(0.6, 0.8, 1e-9).normalize();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cloud.ply");
+        cloud
+            .write_ply(&path, crate::recon::export::PlyFormat::BinaryLittleEndian)
+            .unwrap();
+        let read = PointCloud::read_ply(&path).unwrap();
+        assert_ne!(
+            read.positions, cloud.positions,
+            "f64 values change in the file"
+        );
+        cloud.round_to_f32();
+        assert_eq!(read.positions, cloud.positions);
+        assert_eq!(read.normals, cloud.normals);
     }
 }

@@ -11,7 +11,7 @@ mod stages;
 pub use options::{CloudOptions, LodSettings, MeshOptions, PipelineOptions};
 pub use stages::{
     CleanupCounts, LevelSummary, ModelSummary, clean_points, densify_photos, export_levels,
-    mesh_points, read_levels, read_mesh,
+    mesh_points, read_levels, read_mesh, write_levels,
 };
 
 use std::path::{Path, PathBuf};
@@ -111,7 +111,9 @@ pub fn run(
         }
     }
 
-    let dense = densify_photos(&reconstruction, inputs, &options.dense, limits, progress)?;
+    let mut dense = densify_photos(&reconstruction, inputs, &options.dense, limits, progress)?;
+    // Meshing the stored precision gives the same mesh as `kai recon mesh dense.ply`.
+    dense.round_to_f32();
     if let Some(path) = output.dense {
         dense.write_ply(path, PlyFormat::BinaryLittleEndian)?;
         written.push(path.to_path_buf());
@@ -136,12 +138,7 @@ pub fn run(
     });
     let levels = build_lods(&mesh, &lod_options)?;
     if let Some(dir) = output.lods {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-        for (level, mesh) in levels.iter().enumerate() {
-            let path = files::lod_file(dir, level);
-            mesh.write_ply(&path, PlyFormat::BinaryLittleEndian)?;
-            written.push(path);
-        }
+        written.extend(write_levels(&levels, dir)?);
     }
 
     progress(Progress {

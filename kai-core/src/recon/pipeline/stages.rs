@@ -259,7 +259,7 @@ pub fn export_levels(
     if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io("cannot create", parent, e))?;
     }
-    levels
+    let written = levels
         .iter()
         .enumerate()
         .map(|(level, mesh)| {
@@ -271,7 +271,54 @@ pub fn export_levels(
             }
             Ok(path)
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    remove_stale_levels(levels.len(), |level| {
+        let path = files::level_file(output, level);
+        let library = (format == ModelFormat::Obj).then(|| path.with_extension("mtl"));
+        [Some(path), library].into_iter().flatten().collect()
+    })?;
+    Ok(written)
+}
+
+/// Writes each level to `dir` as binary PLY (`lod0.ply`, `lod1.ply`, ...), creating the
+/// folder. Returns the files in level order.
+///
+/// # Errors
+///
+/// The writer's errors, and [`Error::Io`] when the folder cannot be created.
+pub fn write_levels(levels: &[TriangleMesh], dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    let written = levels
+        .iter()
+        .enumerate()
+        .map(|(level, mesh)| {
+            let path = files::lod_file(dir, level);
+            mesh.write_ply(&path, PlyFormat::BinaryLittleEndian)?;
+            Ok(path)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    remove_stale_levels(levels.len(), |level| vec![files::lod_file(dir, level)])?;
+    Ok(written)
+}
+
+/// Removes the files of levels `count`, `count + 1`, ... up to the first level without a
+/// file. An earlier run with more levels leaves them behind, and readers of the levels
+/// would take them for part of this run.
+fn remove_stale_levels(count: usize, files_of: impl Fn(usize) -> Vec<PathBuf>) -> Result<()> {
+    for level in count.. {
+        let stale: Vec<PathBuf> = files_of(level)
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        for path in stale {
+            std::fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+            tracing::info!(path = %path.display(), "removed a level of detail left by an earlier run");
+        }
+    }
+    Ok(())
 }
 
 /// Reads the levels a `kai recon lod` folder holds (`lod0.ply`, `lod1.ply`, ... up to
@@ -370,5 +417,68 @@ impl ModelSummary {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tetrahedron() -> TriangleMesh {
+        TriangleMesh {
+            positions: vec![
+                [0.0, 0.0, 0.0],
+                [1.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0],
+                [0.0, 0.0, 1.0],
+            ],
+            normals: None,
+            colors: None,
+            triangles: vec![[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]],
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn write_levels_removes_stale_levels() {
+        let dir = tempfile::tempdir().unwrap();
+        let lod = dir.path().join("lod");
+        write_levels(&vec![tetrahedron(); 4], &lod).unwrap();
+        std::fs::write(lod.join("notes.txt"), "kept").unwrap();
+        let written = write_levels(&vec![tetrahedron(); 2], &lod).unwrap();
+        assert_eq!(written, [lod.join("lod0.ply"), lod.join("lod1.ply")]);
+        assert_eq!(names(&lod), ["lod0.ply", "lod1.ply", "notes.txt"]);
+        assert_eq!(read_levels(&lod).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn export_levels_removes_stale_levels() {
+        let dir = tempfile::tempdir().unwrap();
+        let levels = vec![tetrahedron(); 3];
+        let glb = dir.path().join("model.glb");
+        export_levels(&levels, &glb, Compression::Meshopt).unwrap();
+        export_levels(&levels[..1], &glb, Compression::None).unwrap();
+        assert_eq!(names(dir.path()), ["model.glb"]);
+
+        let obj = dir.path().join("obj").join("model.obj");
+        export_levels(&levels, &obj, Compression::None).unwrap();
+        assert_eq!(
+            names(obj.parent().unwrap()).len(),
+            6,
+            "three OBJ files and their MTL files"
+        );
+        export_levels(&levels[..2], &obj, Compression::None).unwrap();
+        assert_eq!(
+            names(obj.parent().unwrap()),
+            ["model.lod1.mtl", "model.lod1.obj", "model.mtl", "model.obj"]
+        );
     }
 }

@@ -13,7 +13,7 @@ use kai_core::recon::export::{PlyFormat, read_colmap_text};
 use kai_core::recon::mesh::lod::build_lods;
 use kai_core::recon::pipeline::{
     ModelSummary, clean_points, densify_photos, export_levels, files, mesh_points, read_levels,
-    read_mesh,
+    read_mesh, write_levels,
 };
 use kai_core::recon::sfm::screen_photos;
 use serde::Serialize;
@@ -229,15 +229,7 @@ pub(super) fn run_lod(args: &LodArgs) -> Result<(), Error> {
     let mesh = read_mesh(&args.mesh)?;
     prepare_folder(&args.output)?;
     let levels = build_lods(&mesh, &lod_options)?;
-    let written: Vec<PathBuf> = levels
-        .iter()
-        .enumerate()
-        .map(|(level, mesh)| {
-            let path = files::lod_file(&args.output, level);
-            mesh.write_ply(&path, PlyFormat::BinaryLittleEndian)
-                .map(|()| path)
-        })
-        .collect::<Result<_, Error>>()?;
+    let written = write_levels(&levels, &args.output)?;
     report_levels(&levels, &written, &tier.name, tier.version, args.json)
 }
 
