@@ -4,7 +4,7 @@
 //! registry; as module functions, `readMesh` and `writeMesh`, where meshes cross as typed
 //! arrays.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kai_core::Error;
 use kai_core::recon::cloud::PointCloud;
@@ -127,17 +127,6 @@ fn path_arg(name: &str, value: Unknown<'_>) -> kai_core::Result<PathBuf> {
     from_js::<String>(name, value).map(PathBuf::from)
 }
 
-/// Creates folder `dir` for output files, failing naming it when it is a file.
-fn prepare_folder(dir: &Path) -> kai_core::Result<()> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(Error::invalid(
-            "output",
-            format!("{} is a file, not a folder", dir.display()),
-        ));
-    }
-    std::fs::create_dir_all(dir).map_err(|err| Error::io("cannot create folder", dir, err))
-}
-
 /// Reads a compression name: `meshopt`, `none`, or absent for `default`.
 fn compression(name: Option<&str>, default: Compression) -> kai_core::Result<Compression> {
     match name {
@@ -205,7 +194,7 @@ impl Kai {
             let options = pipeline_options(&services.registry, request.set.as_deref())?;
             let inputs = photos.into_inputs()?;
             if let Some(work) = &request.work {
-                prepare_folder(work)?;
+                files::create_folder(work)?;
             }
             let work = request.work.as_deref();
             let sparse = work.map(|dir| dir.join(files::SPARSE_DIR));
@@ -385,7 +374,7 @@ impl Kai {
             let lod_options = options.lod.lod_options()?;
             Error::require_path(&mesh, "mesh")?;
             let mesh = read_mesh_file(&mesh)?;
-            prepare_folder(&output_dir)?;
+            files::create_folder(&output_dir)?;
             let levels = build_lods(&mesh, &lod_options)?;
             let paths = write_levels(&levels, &output_dir)?;
             Json::of(&level_files(&levels, &paths))

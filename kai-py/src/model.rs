@@ -220,17 +220,6 @@ fn compression(name: Option<&str>, default: Compression) -> kai_core::Result<Com
     }
 }
 
-/// Creates folder `dir` for output files, failing naming it when it is a file.
-fn prepare_folder(dir: &Path) -> kai_core::Result<()> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(Error::invalid(
-            "output",
-            format!("{} is a file, not a folder", dir.display()),
-        ));
-    }
-    std::fs::create_dir_all(dir).map_err(|err| Error::io("cannot create folder", dir, err))
-}
-
 /// One written level of detail: its file and counts.
 #[derive(Serialize)]
 struct LevelFile {
@@ -281,7 +270,7 @@ fn reconstruct_model(
         let limits = ImageLimits::from_env()?;
         let inputs = photos.into_inputs()?;
         if let Some(work) = &work {
-            prepare_folder(work)?;
+            files::create_folder(work)?;
         }
         let sparse = work.as_ref().map(|dir| dir.join(files::SPARSE_DIR));
         let dense = work.as_ref().map(|dir| dir.join(files::DENSE_FILE));
@@ -456,7 +445,7 @@ fn levels_of_detail(
                 read_mesh_file(&path)?
             }
         };
-        prepare_folder(&output_dir)?;
+        files::create_folder(&output_dir)?;
         let levels = build_lods(&mesh, &lod_options)?;
         let paths = write_levels(&levels, &output_dir)?;
         Ok(level_files(&levels, &paths))

@@ -9,6 +9,7 @@ import struct
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import kai
 from kai import recon
@@ -535,6 +536,14 @@ def test_stages_reject_bad_values(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(kai.InvalidInputError, match="is a file"):
         recon.levels_of_detail(mesh, tmp_path / "file")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (64, 64)).save(photos / "a.png")
+    # The output is checked before the photos are read, so the run fails at once.
+    with pytest.raises(kai.InvalidInputError, match="file is a file, not a folder"):
+        recon.reconstruct_model(photos, tmp_path / "file" / "model.glb")
+    with pytest.raises(kai.InvalidInputError, match="file is a file, not a folder"):
+        recon.export_model(mesh, tmp_path / "file" / "out" / "model.glb")
     few = recon.PointCloud(
         np.random.default_rng(0).normal(size=(20, 3)), np.zeros((20, 3), dtype=np.uint8)
     )

@@ -17,6 +17,39 @@ pub const MESH_FILE: &str = "mesh.ply";
 /// lod1.ply, ...
 pub const LOD_DIR: &str = "lod";
 
+/// Creates the folder `dir` and its parents. Fails with [`Error::InvalidInput`] naming the
+/// path when it, or a folder above it, is a file.
+pub fn create_folder(dir: &Path) -> Result<()> {
+    if let Some(file) = dir.ancestors().find(|p| p.is_file()) {
+        return Err(Error::invalid(
+            "output",
+            format!("{} is a file, not a folder", file.display()),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))
+}
+
+/// Checks that `path` can be written as a file: it is no folder and no folder above it is
+/// a file. Runs check their outputs first, so a bad path fails before minutes of work.
+pub fn check_output_file(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::invalid(
+            "output",
+            format!(
+                "{} is a folder; give a file name such as model.glb",
+                path.display()
+            ),
+        ));
+    }
+    if let Some(file) = path.ancestors().skip(1).find(|p| p.is_file()) {
+        return Err(Error::invalid(
+            "output",
+            format!("{} is a file, not a folder", file.display()),
+        ));
+    }
+    Ok(())
+}
+
 /// Returns the file of level `level` inside a [`LOD_DIR`] folder.
 pub fn lod_file(dir: &Path, level: usize) -> PathBuf {
     dir.join(format!("lod{level}.ply"))
@@ -97,5 +130,22 @@ mod tests {
         );
         let err = ModelFormat::from_path(Path::new("model.stl")).unwrap_err();
         assert!(err.to_string().contains("model.stl"), "{err}");
+    }
+
+    #[test]
+    fn output_checks_name_the_file_in_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "kept").unwrap();
+        let err = check_output_file(&file.join("model.glb"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("file is a file, not a folder"), "{err}");
+        let err = check_output_file(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is a folder"), "{err}");
+        check_output_file(&dir.path().join("new").join("model.glb")).unwrap();
+        check_output_file(&file).unwrap();
+        let err = create_folder(&file.join("lod")).unwrap_err().to_string();
+        assert!(err.contains("file is a file, not a folder"), "{err}");
     }
 }

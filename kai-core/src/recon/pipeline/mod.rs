@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::image::ImageLimits;
 use crate::recon::export::PlyFormat;
 use crate::recon::mesh::lod::build_lods;
@@ -100,12 +100,13 @@ pub fn run(
 ) -> Result<PipelineResult> {
     options.validate()?;
     files::ModelFormat::from_path(output.model)?;
+    files::check_output_file(output.model)?;
     let lod_options = options.lod.lod_options()?;
     let mut written = Vec::new();
 
     let reconstruction = reconstruct(inputs, &options.sfm, limits, progress)?;
     if let Some(sparse) = output.sparse {
-        std::fs::create_dir_all(sparse).map_err(|e| Error::io("cannot create", sparse, e))?;
+        files::create_folder(sparse)?;
         for name in crate::recon::jobs::write_outputs(&reconstruction, sparse)? {
             written.push(sparse.join(name));
         }

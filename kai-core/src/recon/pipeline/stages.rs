@@ -257,7 +257,7 @@ pub fn export_levels(
         return Err(Error::invalid("levels", "no mesh to export"));
     }
     if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io("cannot create", parent, e))?;
+        files::create_folder(parent)?;
     }
     let written = levels
         .iter()
@@ -287,7 +287,7 @@ pub fn export_levels(
 ///
 /// The writer's errors, and [`Error::Io`] when the folder cannot be created.
 pub fn write_levels(levels: &[TriangleMesh], dir: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    files::create_folder(dir)?;
     let written = levels
         .iter()
         .enumerate()
@@ -457,6 +457,32 @@ mod tests {
         assert_eq!(written, [lod.join("lod0.ply"), lod.join("lod1.ply")]);
         assert_eq!(names(&lod), ["lod0.ply", "lod1.ply", "notes.txt"]);
         assert_eq!(read_levels(&lod).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn writers_name_a_file_in_the_output_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "kept").unwrap();
+        let levels = vec![tetrahedron()];
+        for err in [
+            write_levels(&levels, &file.join("lod")).unwrap_err(),
+            write_levels(&levels, &file).unwrap_err(),
+            export_levels(
+                &levels,
+                &file.join("out").join("model.glb"),
+                Compression::None,
+            )
+            .unwrap_err(),
+        ] {
+            let message = err.to_string();
+            assert!(matches!(err, Error::InvalidInput { .. }), "{message}");
+            assert!(
+                message.contains("file is a file, not a folder"),
+                "{message}"
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "kept");
     }
 
     #[test]
