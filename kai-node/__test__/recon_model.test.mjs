@@ -330,6 +330,8 @@ describe('readMesh and writeMesh', () => {
     await rejectsWithCode(writeMesh(nan, file), 'KAI_INVALID_INPUT', /not finite/)
 
     await rejectsWithCode(readMesh(join(folder, 'missing.glb')), 'KAI_NOT_FOUND', /missing\.glb/)
+    await rejectsWithCode(readMesh(), 'KAI_INVALID_INPUT', /invalid path: undefined is not plain data/)
+    await rejectsWithCode(readMesh(42), 'KAI_INVALID_INPUT', /invalid path: .*expected a string/)
     const broken = join(folder, 'broken.glb')
     const header = Buffer.alloc(24)
     header.write('glTF', 0)

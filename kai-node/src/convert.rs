@@ -37,12 +37,15 @@ pub fn from_json<T: DeserializeOwned>(name: &str, json: serde_json::Value) -> ka
 }
 
 fn not_json(name: &str, err: &napi::Error) -> Error {
+    // napi-rs names its serde type, as in "undefined cannot be represented as a
+    // serde_json::Value", which means nothing to a JavaScript caller.
+    let reason = err.reason.replace(
+        "cannot be represented as a serde_json::Value",
+        "is not plain data",
+    );
     Error::invalid(
         name,
-        format!(
-            "{}; pass plain data (objects, arrays, strings, finite numbers, booleans)",
-            err.reason
-        ),
+        format!("{reason}; pass objects, arrays, strings, finite numbers or booleans"),
     )
 }
 
