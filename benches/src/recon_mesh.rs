@@ -130,9 +130,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             size,
         } => {
             let cloud = PointCloud::read_ply(&input)?;
-            let start = Instant::now();
-            let reduced = voxel_down_sample(&cloud, size)?;
-            let seconds = start.elapsed().as_secs_f64();
+            let (reduced, seconds) = timed(|| voxel_down_sample(&cloud, size))?;
             reduced.write_ply(&output, PlyFormat::BinaryLittleEndian)?;
             json!({"seconds": seconds, "input": cloud.len(), "output": reduced.len()})
         }
@@ -143,9 +141,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std_ratio,
         } => {
             let cloud = PointCloud::read_ply(&input)?;
-            let start = Instant::now();
-            let kept = statistical_outliers(&cloud, neighbors, std_ratio)?;
-            let seconds = start.elapsed().as_secs_f64();
+            let (kept, seconds) = timed(|| statistical_outliers(&cloud, neighbors, std_ratio))?;
             write_indices(&output, &kept)?;
             json!({"seconds": seconds, "input": cloud.len(), "kept": kept.len()})
         }
@@ -156,9 +152,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             min_neighbors,
         } => {
             let cloud = PointCloud::read_ply(&input)?;
-            let start = Instant::now();
-            let kept = radius_outliers(&cloud, radius, min_neighbors)?;
-            let seconds = start.elapsed().as_secs_f64();
+            let (kept, seconds) = timed(|| radius_outliers(&cloud, radius, min_neighbors))?;
             write_indices(&output, &kept)?;
             json!({"seconds": seconds, "input": cloud.len(), "kept": kept.len()})
         }
@@ -172,12 +166,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Estimation keeps the sign of normals already present, so normals in the file
             // would give away the true orientation.
             cloud.normals = None;
-            let start = Instant::now();
-            estimate_normals(&mut cloud, neighbors)?;
-            let estimate = start.elapsed().as_secs_f64();
-            let start = Instant::now();
-            orient_normals_consistent(&mut cloud, orient_neighbors)?;
-            let orient = start.elapsed().as_secs_f64();
+            let ((), estimate) = timed(|| estimate_normals(&mut cloud, neighbors))?;
+            let ((), orient) = timed(|| orient_normals_consistent(&mut cloud, orient_neighbors))?;
             cloud.write_ply(&output, PlyFormat::BinaryLittleEndian)?;
             json!({"seconds": estimate + orient, "estimate_seconds": estimate,
                    "orient_seconds": orient, "input": cloud.len()})
@@ -193,12 +183,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 depth,
                 ..PoissonOptions::default()
             };
-            let start = Instant::now();
-            let surface = poisson_reconstruct(&cloud, &options, None)?;
-            let reconstruct = start.elapsed().as_secs_f64();
-            let start = Instant::now();
-            let mesh = trim_low_density(&surface, trim_quantile);
-            let trim = start.elapsed().as_secs_f64();
+            let (surface, reconstruct) = timed(|| poisson_reconstruct(&cloud, &options, None))?;
+            let (mesh, trim) =
+                timed(|| Ok::<_, kai_core::Error>(trim_low_density(&surface, trim_quantile)))?;
             mesh.write_ply(&output, PlyFormat::BinaryLittleEndian)?;
             json!({"seconds": reconstruct + trim, "reconstruct_seconds": reconstruct,
                    "trim_seconds": trim, "input": cloud.len(),
@@ -212,9 +199,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             target_error,
         } => {
             let mesh = TriangleMesh::read_ply(&input)?;
-            let start = Instant::now();
-            let simplified = simplify(&mesh, ratio, target_error)?;
-            let seconds = start.elapsed().as_secs_f64();
+            let (simplified, seconds) = timed(|| simplify(&mesh, ratio, target_error))?;
             simplified
                 .mesh
                 .write_ply(&output, PlyFormat::BinaryLittleEndian)?;
@@ -237,16 +222,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 height,
                 ..SceneOptions::default()
             };
-            let start = Instant::now();
-            let scene = SyntheticScene::generate(&options)?;
-            let render = start.elapsed().as_secs_f64();
+            let (scene, render) = timed(|| SyntheticScene::generate(&options))?;
             // True cameras, so the dense stage is measured apart from structure from motion.
             // The sparse points give it the depth range, as the 5,000 ground-truth points of
             // `kai recon synth` would.
             let truth = scene.ground_truth(SPARSE_POINTS);
-            let start = Instant::now();
-            let dense = densify(&truth, &scene.images, &DenseOptions::default(), None)?;
-            let seconds = start.elapsed().as_secs_f64();
+            let (dense, seconds) =
+                timed(|| densify(&truth, &scene.images, &DenseOptions::default(), None))?;
             std::fs::create_dir_all(&output)?;
             dense.write_ply(&output.join("dense.ply"), PlyFormat::BinaryLittleEndian)?;
             let samples = scene.sample_surface_points(truth_points);
@@ -265,20 +247,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             trim_quantile,
         } => {
             let cloud = PointCloud::read_ply(&input)?;
-            let start = Instant::now();
-            let mut kept = cloud.select(&statistical_outliers(&cloud, 20, 2.0)?);
-            let outliers = start.elapsed().as_secs_f64();
-            let start = Instant::now();
-            estimate_normals(&mut kept, 30)?;
-            let normals = start.elapsed().as_secs_f64();
+            let (mut kept, outliers) =
+                timed(|| statistical_outliers(&cloud, 20, 2.0).map(|kept| cloud.select(&kept)))?;
+            let ((), normals) = timed(|| estimate_normals(&mut kept, 30))?;
             let options = PoissonOptions {
                 depth,
                 ..PoissonOptions::default()
             };
-            let start = Instant::now();
-            let surface = poisson_reconstruct(&kept, &options, None)?;
-            let mesh = trim_low_density(&surface, trim_quantile);
-            let poisson = start.elapsed().as_secs_f64();
+            let (mesh, poisson) = timed(|| {
+                poisson_reconstruct(&kept, &options, None)
+                    .map(|surface| trim_low_density(&surface, trim_quantile))
+            })?;
             mesh.write_ply(&output, PlyFormat::BinaryLittleEndian)?;
             json!({"seconds": outliers + normals + poisson, "outlier_seconds": outliers,
                    "normal_seconds": normals, "poisson_seconds": poisson,
@@ -294,6 +273,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Writes indices as little-endian u32, which the driver reads with numpy.
+/// Runs `operation` and returns its result with the wall-clock seconds it took.
+fn timed<T, E>(operation: impl FnOnce() -> Result<T, E>) -> Result<(T, f64), E> {
+    let start = Instant::now();
+    let value = operation()?;
+    Ok((value, start.elapsed().as_secs_f64()))
+}
+
 fn write_indices(path: &Path, indices: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     for &index in indices {
