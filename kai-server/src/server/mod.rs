@@ -136,6 +136,9 @@ pub async fn serve(config: ServerConfig) -> kai_core::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|err| kai_core::Error::io("cannot listen on", listen.to_string(), err))?;
+    // Installed before the log line that tells supervisors and tests the server is up, so
+    // a SIGTERM sent right after it shuts down gracefully.
+    let handlers = ops::shutdown::Handlers::install();
     tracing::info!(address = %listen, version = env!("CARGO_PKG_VERSION"), "kai-server listening");
     // /ready turns ready once the default models are loaded, without waiting for a request.
     routes::health::warm_up(&state);
@@ -143,7 +146,7 @@ pub async fn serve(config: ServerConfig) -> kai_core::Result<()> {
     let grace = state.config().shutdown_timeout;
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app)
-        .with_graceful_shutdown(ops::shutdown::signal(state))
+        .with_graceful_shutdown(ops::shutdown::signal(state, handlers))
         .into_future();
 
     // After a shutdown signal the listener is closed at once. Requests already running get

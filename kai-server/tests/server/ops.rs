@@ -1102,6 +1102,24 @@ fn wait_for_exit(server: &mut Process, limit: Duration) -> std::process::ExitSta
 }
 
 #[test]
+fn sigterm_right_after_listening_exits_cleanly() {
+    // The signal handlers are installed before the "listening" line, so a SIGTERM sent
+    // the moment it appears still shuts down gracefully instead of killing the process.
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let mut server = spawn_server(&dir.path().join("store"), free_port(), 5_000);
+    assert!(
+        server.wait_for_log("kai-server listening", Duration::from_secs(60)),
+        "the server did not start:\n{}",
+        server.output()
+    );
+    send_sigterm(&server);
+    let exit = wait_for_exit(&mut server, Duration::from_secs(30));
+    assert!(exit.success(), "{exit:?}\n{}", server.output());
+    assert!(server.wait_for_log("shutting down", Duration::from_secs(5)));
+    assert!(server.wait_for_log("kai-server stopped", Duration::from_secs(5)));
+}
+
+#[test]
 fn sigterm_finishes_in_flight_requests() {
     if common::models().is_none() {
         return;

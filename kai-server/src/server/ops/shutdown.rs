@@ -41,14 +41,63 @@ pub fn request() {
     flag().send_replace(true);
 }
 
+/// The handlers of SIGTERM and Ctrl-C (SIGINT). They are installed when this is built, so
+/// a signal that arrives before the server polls [`signal`] still begins a graceful
+/// shutdown instead of ending the process at once.
+#[derive(Debug)]
+pub struct Handlers {
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Handlers {
+    /// Installs the handlers. Must run inside the Tokio runtime. A handler that cannot be
+    /// installed is logged, and then only the other signal stops the server.
+    pub fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal as unix_signal};
+            let install = |kind: SignalKind, name: &str| match unix_signal(kind) {
+                Ok(stream) => Some(stream),
+                Err(err) => {
+                    tracing::error!(error = %err, signal = name, "cannot listen for a shutdown signal");
+                    None
+                }
+            };
+            Self {
+                terminate: install(SignalKind::terminate(), "SIGTERM"),
+                interrupt: install(SignalKind::interrupt(), "SIGINT"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+}
+
 /// Completes when the process receives SIGTERM or Ctrl-C (SIGINT), or when [`request`] is
 /// called. It logs the reason and sets the shutdown flag. This is the future that
 /// `axum::serve(…).with_graceful_shutdown` waits on.
-pub async fn signal(state: AppState) {
+pub async fn signal(state: AppState, handlers: Handlers) {
+    #[cfg(unix)]
     let reason = tokio::select! {
-        () = ctrl_c() => "Ctrl-C",
-        () = terminate() => "SIGTERM",
+        () = receive(handlers.interrupt) => "Ctrl-C",
+        () = receive(handlers.terminate) => "SIGTERM",
         () = requested() => "a shutdown request",
+    };
+    #[cfg(not(unix))]
+    let reason = {
+        let _ = handlers;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => match result {
+                Ok(()) => "Ctrl-C",
+                Err(_) => { requested().await; "a shutdown request" }
+            },
+            () = requested() => "a shutdown request",
+        }
     };
     tracing::info!(
         reason,
@@ -58,36 +107,20 @@ pub async fn signal(state: AppState) {
     request();
 }
 
+/// Completes on the next signal of `stream`, or never without a handler.
+#[cfg(unix)]
+async fn receive(stream: Option<tokio::signal::unix::Signal>) {
+    match stream {
+        Some(mut stream) => {
+            stream.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
 /// Completes `timeout` after shutdown has begun: the end of the grace period for
 /// in-flight requests.
 pub async fn deadline(timeout: Duration) {
     requested().await;
     tokio::time::sleep(timeout).await;
-}
-
-/// Completes on Ctrl-C, or never when the handler cannot be installed.
-async fn ctrl_c() {
-    if let Err(err) = tokio::signal::ctrl_c().await {
-        tracing::error!(error = %err, "cannot listen for Ctrl-C; only SIGTERM stops the server");
-        std::future::pending::<()>().await;
-    }
-}
-
-/// Completes on SIGTERM, the signal Kubernetes sends before it kills a pod, or never
-/// where there is no such signal or its handler cannot be installed.
-async fn terminate() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal as unix_signal};
-        match unix_signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-                return;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-            }
-        }
-    }
-    std::future::pending::<()>().await;
 }
