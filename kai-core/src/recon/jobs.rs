@@ -707,7 +707,7 @@ fn run(shared: &Shared, pending: PendingJob) {
             new_stage = job.stage != Some(progress.stage);
             job.stage = Some(progress.stage);
             // The bar never moves back, although a stage's total may grow as it runs.
-            job.progress = job.progress.max(progress.fraction());
+            job.progress = job.progress.max(job_fraction(&progress));
         });
         // The file is rewritten only when the stage changes, because `get` reads the
         // in-memory state.
@@ -793,6 +793,12 @@ pub fn write_outputs(reconstruction: &Reconstruction, dir: &Path) -> Result<Vec<
     Ok(OUTPUT_FILES.iter().map(|name| (*name).to_owned()).collect())
 }
 
+/// Returns the run fraction of `progress` rounded to 4 decimals, so job JSON shows 0.5
+/// rather than a float sum such as 0.49999999999999994.
+fn job_fraction(progress: &Progress) -> f64 {
+    (progress.fraction() * 1e4).round() / 1e4
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -802,6 +808,30 @@ mod tests {
 
     /// Time a test waits for a job to finish before it fails.
     const JOB_TIMEOUT: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn job_fraction_has_four_decimals() {
+        for stage in [
+            Stage::Screening,
+            Stage::Registration,
+            Stage::DepthMaps,
+            Stage::Export,
+        ] {
+            for done in 0..=7 {
+                let progress = Progress {
+                    stage,
+                    done,
+                    total: 7,
+                };
+                let fraction = job_fraction(&progress);
+                assert_eq!(fraction, (fraction * 1e4).round() / 1e4, "{progress:?}");
+                assert!(
+                    (fraction - progress.fraction()).abs() <= 5e-5,
+                    "{progress:?}"
+                );
+            }
+        }
+    }
 
     fn png(width: u32, height: u32) -> Vec<u8> {
         let picture = image::RgbImage::from_fn(width, height, |x, y| {
