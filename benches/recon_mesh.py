@@ -26,7 +26,7 @@ Simplification runs on the ground-truth mesh to 10 % and 1 % of its triangles: k
 peers use one thread there, whatever the thread settings).
 
 Last, the bench binary renders the synthetic scene of ``kai recon synth`` and densifies it
-from its true cameras; both tools then run the same chain on that dense cloud (statistical
+from its true cameras. Both tools then run the same chain on that dense cloud (statistical
 outliers, normals, Poisson, density trim), measured against points on the true surfaces.
 
 Set up the peer environment once with ``benches/setup-peers.sh``, then:
@@ -175,9 +175,9 @@ def mesh_error(o3d, truth: tuple, truth_surface: Surface, v: np.ndarray, f: np.n
             "hausdorff": max(to_truth.max(), to_mesh.max())}
 
 
-def removal_scores(kept: np.ndarray, outlier: np.ndarray) -> dict:
+def removal_scores(kept_indices: np.ndarray, outlier: np.ndarray) -> dict:
     removed = np.ones(len(outlier), dtype=bool)
-    removed[kept] = False
+    removed[kept_indices] = False
     hits = np.count_nonzero(removed & outlier)
     return {"removed": int(removed.sum()), "recall": hits / max(outlier.sum(), 1),
             "precision": hits / max(removed.sum(), 1)}
@@ -307,10 +307,10 @@ def main() -> None:
                 continue
             out = work / f"kai_{name}.u32"
             k = run_kai(binary, env, name, str(files["noisy"]), str(out), *kai_args)
-            kept = np.fromfile(out, dtype="<u4").astype(np.int64)
+            kept_indices = np.fromfile(out, dtype="<u4").astype(np.int64)
             pcd = cloud(files["noisy"])
             seconds, (_, index) = timed(lambda: peer(pcd))
-            rows[name] = {"kai": {"seconds": k["seconds"], **removal_scores(kept, outlier)},
+            rows[name] = {"kai": {"seconds": k["seconds"], **removal_scores(kept_indices, outlier)},
                           "open3d": {"seconds": seconds,
                                      **removal_scores(np.asarray(index, dtype=np.int64), outlier)}}
             print(name, rows[name], flush=True)

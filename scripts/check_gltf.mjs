@@ -6,7 +6,7 @@
 //       and hint counts and the messages, and fails when any file has an error.
 //   node scripts/check_gltf.mjs compare COMPRESSED.glb PLAIN.glb
 //       Decodes both files with glTF Transform (with the meshoptimizer decoder for
-//       EXT_meshopt_compression) and fails unless they hold the same triangles: each
+//       EXT_meshopt_compression) and fails unless they contain the same triangles. Each
 //       triangle is compared by its corners' positions, normals and colours, so the
 //       vertex and triangle order may differ, but the values must be equal. Colours are
 //       compared as normalized floats to within 1e-6.
@@ -22,8 +22,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const manifestDir = path.join(here, 'gltf-check');
+const scriptDir = path.dirname(fileURLToPath(import.meta.url));
+const manifestDir = path.join(scriptDir, 'gltf-check');
 
 function cacheRoot() {
   if (process.env.KAI_CACHE_DIR) return process.env.KAI_CACHE_DIR;
@@ -36,8 +36,8 @@ function installTools() {
   const tools = path.join(cacheRoot(), 'gltf-tools');
   const lock = path.join(manifestDir, 'package-lock.json');
   const installedLock = path.join(tools, 'installed-lock.json');
-  const wanted = fs.readFileSync(lock);
-  if (fs.existsSync(installedLock) && fs.readFileSync(installedLock).equals(wanted)) {
+  const committedLock = fs.readFileSync(lock);
+  if (fs.existsSync(installedLock) && fs.readFileSync(installedLock).equals(committedLock)) {
     return tools;
   }
   fs.rmSync(tools, { recursive: true, force: true });
@@ -50,7 +50,7 @@ function installTools() {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   // Written last, so an interrupted install is repeated.
-  fs.writeFileSync(installedLock, wanted);
+  fs.writeFileSync(installedLock, committedLock);
   return tools;
 }
 
@@ -143,6 +143,7 @@ async function readTriangles(tools, file) {
 async function compare(tools, compressedFile, plainFile) {
   const compressed = await readTriangles(tools, compressedFile);
   const plain = await readTriangles(tools, plainFile);
+
   console.log(
     `${compressedFile}: ${compressed.triangles.length} triangles, ${compressed.vertices} vertices, ` +
       `attributes ${compressed.attributes.join(' ')}, extensions [${compressed.extensions.join(' ')}]`,
@@ -151,6 +152,7 @@ async function compare(tools, compressedFile, plainFile) {
     `${plainFile}: ${plain.triangles.length} triangles, ${plain.vertices} vertices, ` +
       `attributes ${plain.attributes.join(' ')}, extensions [${plain.extensions.join(' ')}]`,
   );
+
   const problems = [];
   if (compressed.attributes.join() !== plain.attributes.join()) {
     problems.push(`attributes differ: ${compressed.attributes} vs ${plain.attributes}`);
@@ -167,6 +169,7 @@ async function compare(tools, compressedFile, plainFile) {
   if (unmatched > 0 || missing > 0) {
     problems.push(`${unmatched} triangles of the compressed file are not in the plain one, ${missing} of the plain file are missing`);
   }
+
   if (problems.length > 0) {
     for (const p of problems) console.error(`mismatch: ${p}`);
     process.exit(1);

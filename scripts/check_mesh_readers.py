@@ -8,7 +8,7 @@ Requires: pip install "trimesh==4.*" numpy  (into the virtual environment that r
 Each file is loaded with trimesh without merging or reordering vertices. Two checks
 apply:
 
-* Sidecar: when FILE.json exists (for example mesh.ply.json), it holds kai's own
+* Sidecar: when FILE.json exists (for example mesh.ply.json), it contains kai's own
   description of the mesh, ``{"vertices": N, "triangles": M, "min": [x, y, z],
   "max": [x, y, z]}``, and the file must match it.
 * Same mesh: all files given together must hold the same mesh in different formats,
@@ -32,7 +32,7 @@ TOLERANCE = 1e-6
 
 
 def glb_required_extensions(path: Path) -> list:
-    """The extensionsRequired of a GLB file's JSON chunk."""
+    """Return the extensionsRequired list of a GLB file's JSON chunk."""
     data = path.read_bytes()
     if len(data) < 20 or data[:4] != b"glTF":
         raise ValueError(f"{path}: not a GLB file")

@@ -1,7 +1,7 @@
-// Tests the reconstruction stages after structure from motion on the native `Kai`: the
-// whole pipeline on a small rendered scene (model files that read back), each stage on its
-// own, the store's job queue, mesh files as typed arrays, and the errors of bad input. No
-// model weights are needed.
+// Tests the reconstruction stages after structure from motion on the native `Kai`. They
+// cover the whole pipeline on a small rendered scene (model files that read back), each
+// stage on its own, the store's job queue, mesh files as typed arrays, and the errors of
+// bad input. No model weights are needed.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -83,7 +83,7 @@ function colorsByPosition(mesh) {
   return out
 }
 
-/** A closed tetrahedron with outward winding, normals and colours. */
+/** Builds a closed tetrahedron with outward winding, normals and colours. */
 function tetrahedron() {
   const s = 1 / Math.sqrt(3)
   return {
@@ -123,7 +123,8 @@ describe('Kai model reconstruction', () => {
     assert.equal(built.images.length, summary.registeredImages)
     assert.equal(built.points.xyz.length, 3 * summary.points)
     assert.ok(model.densePoints >= MIN_DENSE_POINTS, `${model.densePoints} dense points`)
-    assert.ok(model.surfacePoints > 0 && model.surfacePoints <= model.densePoints)
+    assert.ok(model.surfacePoints > 0, `${model.surfacePoints} surface points`)
+    assert.ok(model.surfacePoints <= model.densePoints, `${model.surfacePoints} surface points`)
     assert.ok(model.levels.length >= 2, JSON.stringify(model.levels))
     assert.deepEqual(model.levels.slice(0, 2).map((l) => l.file), ['model.glb', 'model.lod1.glb'])
     const triangles = model.levels.map((l) => l.triangles)
@@ -148,7 +149,8 @@ describe('Kai model reconstruction', () => {
       assert.ok(document.extensionsRequired?.includes('EXT_meshopt_compression'), file)
       const mesh = await readMesh(file)
       assertMesh(mesh, level.vertices, level.triangles)
-      assert.ok(mesh.colors instanceof Uint8Array && mesh.colors.length === 3 * level.vertices)
+      assert.ok(mesh.colors instanceof Uint8Array)
+      assert.equal(mesh.colors.length, 3 * level.vertices)
     }
   })
 
@@ -178,7 +180,8 @@ describe('Kai model reconstruction', () => {
     assert.equal(readFileSync(dense.output).subarray(0, 3).toString(), 'ply')
 
     const mesh = await kai.meshPoints(dense.output, join(stageFolder, 'mesh.ply'))
-    assert.ok(mesh.points > 0 && mesh.points <= dense.points)
+    assert.ok(mesh.points > 0, `${mesh.points} mesh points`)
+    assert.ok(mesh.points <= dense.points, `${mesh.points} of ${dense.points} dense points`)
     assert.ok(mesh.triangles > 100, `${mesh.triangles} triangles`)
     assertMesh(await readMesh(mesh.output), mesh.vertices, mesh.triangles)
 

@@ -1,8 +1,7 @@
-//! The reconstruction stages after structure from motion, from Node: on `Kai` the whole
+//! The reconstruction stages after structure from motion, from Node. `Kai` runs the whole
 //! pipeline (`reconstructModel`, photos to model files) and each stage on its own as the
 //! `kai recon` commands run them, with the settings of a parameter set of the store's
-//! registry; as module functions, `readMesh` and `writeMesh`, where meshes cross as typed
-//! arrays.
+//! registry. The module functions `readMesh` and `writeMesh` pass meshes as typed arrays.
 
 use std::path::PathBuf;
 
@@ -402,7 +401,7 @@ impl Kai {
             let output = path_arg("output", output)?;
             files::ModelFormat::from_path(&output)?;
             let request: ExportRequest = self::options("options", options)?;
-            // An unknown name fails before the set is resolved, whatever the set says.
+            // An unknown name fails before the set is resolved, whatever the set specifies.
             compression(request.compression.as_deref(), Compression::Meshopt)?;
             Ok((self.services()?, input, output, request))
         })();

@@ -448,7 +448,7 @@ class PipelineSummary(ReconstructionSummary):
 
 @dataclass(frozen=True)
 class ModelResult:
-    """What :func:`reconstruct_model` wrote and counted."""
+    """Files and counts of a :func:`reconstruct_model` run."""
 
     files: tuple[Path, ...]
     """Every file written: the model files first (level 0, then the coarser levels),
@@ -480,7 +480,7 @@ class AcceptedPhoto:
 
 @dataclass(frozen=True)
 class ScreeningReport:
-    """Which photos pass quality screening, and why the others do not."""
+    """Result of quality screening: the accepted photos and the rejected ones with reasons."""
 
     accepted: tuple[AcceptedPhoto, ...]
     """Photos that passed, in input order."""
@@ -622,8 +622,8 @@ def reconstruct_model(
     ``photos``, ``set`` and ``registry`` are as for :func:`reconstruct`. The full mesh
     goes to ``output``, whose extension (``.glb``, ``.ply`` or ``.obj``) chooses the
     format, and each coarser level N next to it as ``NAME.lodN.EXT`` (``model.glb``,
-    ``model.lod1.glb``, ...). GLB files are compressed as the set's
-    ``recon.export.compression`` says (EXT_meshopt_compression by default). With
+    ``model.lod1.glb``, ...). The set's ``recon.export.compression`` selects the
+    compression of GLB files (EXT_meshopt_compression by default). With
     ``work``, the files between the stages are kept in that folder under the names the
     ``kai recon`` commands use: ``sparse/``, ``dense.ply``, ``mesh.ply`` and ``lod/``.
 
@@ -708,9 +708,9 @@ def densify(
     :meth:`Reconstruction.write` and ``kai recon sfm`` write it). Each registered photo
     is read from ``photos`` by name, so give the photos the model was reconstructed
     from. Depth maps of the registered photos are fused into points with colours and
-    normals that face the cameras, as ``kai recon dense`` does; with ``output`` they are
-    written there as binary PLY (``dense.ply``). ``progress`` reports the stages
-    ``depth_maps`` and ``fusion``.
+    normals that face the cameras, as ``kai recon dense`` does. With ``output``, the
+    points are also written there as binary PLY (``dense.ply``). ``progress`` reports
+    the stages ``depth_maps`` and ``fusion``.
 
     Raises
     ------

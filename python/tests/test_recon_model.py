@@ -1,8 +1,9 @@
-"""Tests of the reconstruction stages after structure from motion in kai.recon: the whole
-pipeline on a small rendered scene (model files that read back, checked against the scene's
-true surface), each stage on its own, the job queue, mesh and point cloud files with numpy
-arrays, and the errors of bad input. GLB files are also read by a minimal reader in this
-file, independent of kai's."""
+"""Tests of the reconstruction stages after structure from motion in kai.recon.
+
+They cover the whole pipeline on a small rendered scene, with model files that read back
+and are checked against the scene's true surface. They also cover each stage on its own,
+the job queue, mesh and point cloud files with numpy arrays, and the errors of bad input.
+GLB files are also read by a minimal reader in this file, independent of kai's."""
 
 import json
 import struct
@@ -197,15 +198,22 @@ def test_reconstruct_model_writes_the_levels(built):
     assert len(levels) >= 2
     assert [level.file for level in levels][:2] == ["model.glb", "model.lod1.glb"]
     triangles = [level.triangles for level in levels]
-    assert triangles == sorted(triangles, reverse=True) and triangles[-1] < triangles[0]
+    assert triangles == sorted(triangles, reverse=True)
+    assert triangles[-1] < triangles[0]
     assert result.files[: len(levels)] == tuple(
         root / "out" / level.file for level in levels
     )
     for path in result.files:
         assert path.is_file(), path
     work = root / "work"
-    kept = ("sparse/cameras.txt", "sparse/points.ply", "dense.ply", "mesh.ply", "lod/lod0.ply")
-    for name in kept:
+    stage_files = (
+        "sparse/cameras.txt",
+        "sparse/points.ply",
+        "dense.ply",
+        "mesh.ply",
+        "lod/lod0.ply",
+    )
+    for name in stage_files:
         assert work / name in result.files, name
     assert len(result.reconstruction.images) == summary.registered_images
 
@@ -278,7 +286,8 @@ def test_reconstruct_model_reports_every_stage(built):
     for stage in ("registration", "depth_maps", "meshing", "export"):
         assert stage in stages, stage
     assert fractions == sorted(fractions)
-    assert 0.0 <= fractions[0] and fractions[-1] == pytest.approx(1.0)
+    assert 0.0 <= fractions[0]
+    assert fractions[-1] == pytest.approx(1.0)
 
 
 def test_stages_chain_through_their_files(built, small_scene, tmp_path):
@@ -385,7 +394,8 @@ def test_mesh_files_round_trip(tmp_path):
     plain = recon.Mesh(mesh.positions.tolist(), mesh.triangles.astype(np.int64))
     recon.write_mesh(plain, tmp_path / "plain.ply")
     read = recon.read_mesh(tmp_path / "plain.ply")
-    assert read.normals is None and read.colors is None
+    assert read.normals is None
+    assert read.colors is None
     assert canonical_triangles(read) == canonical_triangles(mesh)
 
 
@@ -515,6 +525,7 @@ def test_stages_reject_bad_values(tmp_path):
         recon.write_mesh(recon.Mesh(mesh.positions, [[0, 1, -1]]), tmp_path / "a.ply")
     with pytest.raises(kai.InvalidInputError, match=r"\[0, 1, 9\]"):
         recon.write_mesh(recon.Mesh(mesh.positions, [[0, 1, 9]]), tmp_path / "a.ply")
+
     # Casts that would change values silently: fractional or NaN indices, colours in [0, 1].
     with pytest.raises(kai.InvalidInputError, match="mesh.triangles: has dtype float64"):
         recon.write_mesh(recon.Mesh(mesh.positions, [[0, 1, 2.9]]), tmp_path / "a.ply")
@@ -529,6 +540,7 @@ def test_stages_reject_bad_values(tmp_path):
     with pytest.raises(kai.InvalidInputError, match="points.colors: has dtype float64"):
         recon.write_points(float_colors, tmp_path / "a.ply")
     assert not (tmp_path / "a.ply").exists()
+
     nan = mesh.positions.copy()
     nan[2, 1] = np.nan
     with pytest.raises(kai.InvalidInputError, match="not finite"):
@@ -536,6 +548,7 @@ def test_stages_reject_bad_values(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(kai.InvalidInputError, match="is a file"):
         recon.levels_of_detail(mesh, tmp_path / "file")
+
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.new("RGB", (64, 64)).save(photos / "a.png")
@@ -544,11 +557,13 @@ def test_stages_reject_bad_values(tmp_path):
         recon.reconstruct_model(photos, tmp_path / "file" / "model.glb")
     with pytest.raises(kai.InvalidInputError, match="file is a file, not a folder"):
         recon.export_model(mesh, tmp_path / "file" / "out" / "model.glb")
+
     few = recon.PointCloud(
         np.random.default_rng(0).normal(size=(20, 3)), np.zeros((20, 3), dtype=np.uint8)
     )
     with pytest.raises(kai.InvalidInputError, match="fewer than"):
         recon.mesh(few)
+
     with pytest.raises(TypeError, match="mesh must be"):
         recon.write_mesh("mesh.ply", tmp_path / "a.ply")
     with pytest.raises(TypeError, match="points must be"):

@@ -136,8 +136,8 @@ pub async fn serve(config: ServerConfig) -> kai_core::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|err| kai_core::Error::io("cannot listen on", listen.to_string(), err))?;
-    // Installed before the log line that tells supervisors and tests the server is up, so
-    // a SIGTERM sent right after it shuts down gracefully.
+    // The signal handlers are installed before the "kai-server listening" log line, which
+    // supervisors and tests wait for, so a SIGTERM sent right after it shuts down gracefully.
     let handlers = ops::shutdown::Handlers::install();
     tracing::info!(address = %listen, version = env!("CARGO_PKG_VERSION"), "kai-server listening");
     // /ready turns ready once the default models are loaded, without waiting for a request.

@@ -8,8 +8,9 @@ use super::*;
 use crate::recon::cloud::KdTree;
 use crate::recon::synthetic::{SceneOptions, SyntheticScene};
 
-/// A small scene, so a debug-profile test takes seconds: 10 images of 256x192 on a 100
-/// degree arc, with constant lighting so colours compare directly.
+/// Returns the options of a small scene, so a debug-profile test takes seconds. The scene
+/// has 10 images of 256x192 on a 100 degree arc, with constant lighting so colours compare
+/// directly.
 fn small_scene_options() -> SceneOptions {
     SceneOptions {
         images: 10,
@@ -202,6 +203,7 @@ fn fused_colours_and_normals_match_the_scene() {
     let normals = cloud.normals.as_ref().expect("normals");
     assert_eq!(normals.len(), cloud.len());
     assert_eq!(cloud.colors.len(), cloud.len());
+
     let mut differences = Vec::new();
     let mut ground_up = Vec::new();
     for ((point, color), normal) in cloud.positions.iter().zip(&cloud.colors).zip(normals) {
@@ -225,6 +227,7 @@ fn fused_colours_and_normals_match_the_scene() {
             / 3.0;
         differences.push(difference);
     }
+
     differences.sort_unstable_by(f64::total_cmp);
     let median = differences[differences.len() / 2];
     eprintln!("colour: median mean absolute difference {median:.2} grey levels");
@@ -440,12 +443,14 @@ fn default_scene_measurements() {
     )
     .expect("cloud");
     let seconds = start.elapsed().as_secs_f64();
+
     let truth = KdTree::new(&scene.sample_surface_points(1_000_000));
     let close = cloud
         .positions
         .iter()
         .filter(|p| truth.nearest(p).is_some_and(|(_, d2)| d2.sqrt() < 0.02))
         .count();
+
     let fused = KdTree::new(&cloud.positions);
     let seen: Vec<Vector3<f64>> = scene
         .sample_surface_points(5000)
@@ -461,6 +466,7 @@ fn default_scene_measurements() {
         .iter()
         .filter(|p| fused.nearest(p).is_some_and(|(_, d2)| d2.sqrt() < 0.05))
         .count();
+
     eprintln!(
         "default scene: {} points in {seconds:.1} s, {:.4} within 0.02, coverage {:.4}",
         cloud.len(),

@@ -30,6 +30,7 @@ pub(crate) fn check_mesh(mesh: &TriangleMesh) -> Result<()> {
             format!("{count} vertices exceed the 32-bit index range"),
         ));
     }
+
     if let Some(normals) = &mesh.normals
         && normals.len() != count
     {
@@ -46,6 +47,7 @@ pub(crate) fn check_mesh(mesh: &TriangleMesh) -> Result<()> {
             format!("{} colours for {count} vertices", colors.len()),
         ));
     }
+
     if let Some(vertex) = mesh
         .positions
         .iter()
@@ -66,6 +68,7 @@ pub(crate) fn check_mesh(mesh: &TriangleMesh) -> Result<()> {
             format!("vertex {vertex} has a normal that is not finite"),
         ));
     }
+
     for (index, triangle) in mesh.triangles.iter().enumerate() {
         if let Some(&vertex) = triangle.iter().find(|&&v| v as usize >= count) {
             return Err(Error::invalid(
@@ -82,8 +85,8 @@ pub(crate) fn check_mesh(mesh: &TriangleMesh) -> Result<()> {
 pub(crate) mod test_meshes {
     use crate::recon::mesh::TriangleMesh;
 
-    /// A UV sphere of radius 1 with `rings` latitude bands and `segments` longitude
-    /// segments, outward normals and colours that vary over the surface.
+    /// Builds a UV sphere of radius 1 with `rings` latitude bands and `segments`
+    /// longitude segments, outward normals and colours that vary over the surface.
     pub(crate) fn sphere(rings: u32, segments: u32) -> TriangleMesh {
         let mut positions = Vec::new();
         let mut normals = Vec::new();
@@ -91,6 +94,7 @@ pub(crate) mod test_meshes {
         positions.push([0.0, 0.0, 1.0]);
         normals.push([0.0, 0.0, 1.0]);
         colors.push([255, 0, 0]);
+
         for ring in 1..rings {
             let theta = std::f32::consts::PI * ring as f32 / rings as f32;
             for segment in 0..segments {
@@ -109,10 +113,12 @@ pub(crate) mod test_meshes {
                 ]);
             }
         }
+
         let south = positions.len() as u32;
         positions.push([0.0, 0.0, -1.0]);
         normals.push([0.0, 0.0, -1.0]);
         colors.push([0, 0, 255]);
+
         let at = |ring: u32, segment: u32| 1 + (ring - 1) * segments + segment % segments;
         let mut triangles = Vec::new();
         for segment in 0..segments {
@@ -135,8 +141,8 @@ pub(crate) mod test_meshes {
         }
     }
 
-    /// A flat `n` by `n` grid of quads in the unit square, split into triangles, with an
-    /// open border and no normals or colours.
+    /// Builds a flat `n` by `n` grid of quads in the unit square, split into triangles,
+    /// with an open border and no normals or colours.
     pub(crate) fn grid(n: u32) -> TriangleMesh {
         let mut positions = Vec::new();
         for y in 0..=n {

@@ -26,8 +26,8 @@ use crate::recon::progress::{Progress, ProgressFn, Stage};
 use crate::recon::reconstruction::Reconstruction;
 use crate::recon::sfm::{SfmInput, reconstruct};
 
-/// Where [`run`] writes: the model files, and optionally the intermediate files of each
-/// stage.
+/// Output paths of [`run`]: the model files, and optionally the intermediate files of
+/// each stage.
 #[derive(Debug, Clone, Copy)]
 pub struct PipelineOutput<'a> {
     /// The model file of level 0 (`.glb`, `.ply` or `.obj`); coarser levels go next to
@@ -56,7 +56,7 @@ impl<'a> PipelineOutput<'a> {
     }
 }
 
-/// What [`run`] produced.
+/// Result of [`run`]: the sparse model, the model counts and the files written.
 #[derive(Debug, Clone)]
 pub struct PipelineResult {
     /// The sparse model of structure from motion.
@@ -88,9 +88,9 @@ pub struct PipelineSummary {
 /// # Errors
 ///
 /// [`Error::InvalidInput`] for invalid `options` (checked before any work) or an output
-/// whose extension names no model format, and every error of the stages: a capture that
-/// cannot be reconstructed, too few dense points for a surface, files that cannot be
-/// written.
+/// whose extension names no model format. Every error of the stages is returned too, such
+/// as a capture that cannot be reconstructed, too few dense points for a surface or files
+/// that cannot be written.
 pub fn run(
     inputs: &[SfmInput],
     options: &PipelineOptions,

@@ -35,7 +35,7 @@ const MIN_SURFACE_POINTS: usize = 100;
 /// Runs multi-view stereo on the registered images of `reconstruction`, reading each
 /// photo from the input of the same name. Photos are decoded under `limits` one at a
 /// time per worker and scaled to the dense resolution at once, so a capture of large
-/// photos never holds them all at full size.
+/// photos never has them all in memory at full size.
 ///
 /// # Errors
 ///
@@ -161,6 +161,7 @@ pub fn clean_points(
 ) -> Result<(PointCloud, CleanupCounts)> {
     options.validate()?;
     cloud.validate()?;
+
     let input = cloud.len();
     let mut points = match cloud.bounding_box() {
         Some((low, high)) if options.voxel_size > 0.0 && (high - low).norm() > 0.0 => {
@@ -169,13 +170,14 @@ pub fn clean_points(
         _ => cloud.clone(),
     };
     let down_sampled = points.len();
+
     if points.len() > options.outlier_neighbors {
-        let kept = statistical_outliers(
+        let inliers = statistical_outliers(
             &points,
             options.outlier_neighbors,
             options.outlier_std_ratio,
         )?;
-        points = points.select(&kept);
+        points = points.select(&inliers);
     }
     if points.len() < MIN_SURFACE_POINTS {
         return Err(Error::invalid(
@@ -188,11 +190,13 @@ pub fn clean_points(
             ),
         ));
     }
+
     let had_normals = points.normals.is_some();
     estimate_normals(&mut points, options.normal_neighbors)?;
     if !had_normals {
         orient_normals_consistent(&mut points, options.normal_neighbors)?;
     }
+
     let kept = points.len();
     Ok((
         points,
@@ -321,8 +325,8 @@ fn remove_stale_levels(count: usize, files_of: impl Fn(usize) -> Vec<PathBuf>) -
     Ok(())
 }
 
-/// Reads the levels a `kai recon lod` folder holds (`lod0.ply`, `lod1.ply`, ... up to
-/// the first missing one), or a single mesh file as one level.
+/// Reads the levels in a `kai recon lod` folder (`lod0.ply`, `lod1.ply`, ... up to the
+/// first missing one), or a single mesh file as one level.
 ///
 /// # Errors
 ///

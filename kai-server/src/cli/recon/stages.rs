@@ -112,6 +112,7 @@ pub(super) fn run_dense(args: &DenseArgs) -> Result<(), Error> {
     let reconstruction = read_colmap_text(&args.sparse)?;
     let inputs = photo_inputs(&args.images)?;
     prepare_file(&args.output)?;
+
     let bar = StageBar::new(Stage::DepthMaps, Stage::Fusion);
     let cloud = densify_photos(
         &reconstruction,
@@ -123,6 +124,7 @@ pub(super) fn run_dense(args: &DenseArgs) -> Result<(), Error> {
     bar.finish();
     let cloud = cloud?;
     cloud.write_ply(&args.output, PlyFormat::BinaryLittleEndian)?;
+
     if args.json {
         return print_json(&StageReport {
             output: args.output.display().to_string(),
@@ -169,6 +171,7 @@ pub(super) fn run_mesh(args: &MeshArgs) -> Result<(), Error> {
     files::ModelFormat::from_path(&args.output)?;
     let cloud = PointCloud::read_ply(&args.points)?;
     prepare_file(&args.output)?;
+
     let bar = StageBar::new(Stage::Meshing, Stage::Meshing);
     let (cleaned, counts) = clean_points(&cloud, &tier.options.cloud)?;
     let mesh = mesh_points(&cleaned, &tier.options.mesh, Some(&|p| bar.report(p)));
@@ -179,6 +182,7 @@ pub(super) fn run_mesh(args: &MeshArgs) -> Result<(), Error> {
         &args.output,
         tier.options.compression,
     )?;
+
     if args.json {
         return print_json(&StageReport {
             output: args.output.display().to_string(),

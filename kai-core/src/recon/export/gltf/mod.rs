@@ -20,7 +20,7 @@ use crate::recon::mesh::TriangleMesh;
 /// The name of the glTF extension for meshoptimizer-compressed buffer views.
 pub(super) const MESHOPT_EXTENSION: &str = "EXT_meshopt_compression";
 
-/// How buffer views are stored in a GLB file.
+/// Compression of the buffer views in a GLB file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Compression {
     /// Plain little-endian arrays, which every glTF reader loads.
@@ -36,7 +36,7 @@ pub enum Compression {
 /// Settings of [`TriangleMesh::write_glb`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GlbOptions {
-    /// How buffer views are stored.
+    /// Compression of the buffer views.
     pub compression: Compression,
 }
 

@@ -22,7 +22,7 @@ const MAX_MESHOPT_STRIDE: u64 = 64;
 
 type Reason = String;
 
-/// The JSON text and the binary chunk of a GLB file.
+/// Splits a GLB file into its JSON chunk and its optional binary chunk.
 pub(super) fn split_chunks(bytes: &[u8]) -> Result<(&[u8], Option<&[u8]>), Reason> {
     let word = |at: usize| -> u32 {
         u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
@@ -49,6 +49,7 @@ pub(super) fn split_chunks(bytes: &[u8]) -> Result<(&[u8], Option<&[u8]>), Reaso
             bytes.len()
         ));
     }
+
     let mut offset = 12;
     let mut json = None;
     let mut bin = None;
@@ -78,12 +79,13 @@ pub(super) fn split_chunks(bytes: &[u8]) -> Result<(&[u8], Option<&[u8]>), Reaso
             }
             (0, _) => return Err(format!("first chunk has type {kind:#x}, not JSON")),
             (1, CHUNK_BIN) => bin = Some(data),
-            // Chunks of unknown types are skipped, as the GLB specification asks.
+            // The GLB specification requires readers to skip chunks of unknown types.
             _ => {}
         }
         offset = start + length.div_ceil(4) * 4;
         index += 1;
     }
+
     let json = json.ok_or("has no JSON chunk")?;
     Ok((json, bin))
 }
@@ -129,9 +131,9 @@ impl<'a> Document<'a> {
                 .is_some_and(|m| m.fallback);
             let data = match (&buffer.uri, index, is_fallback) {
                 (Some(uri), ..) => {
-                    let shown: String = uri.chars().take(40).collect();
+                    let uri_prefix: String = uri.chars().take(40).collect();
                     return Err(format!(
-                        "buffer {index} has uri `{shown}`, but only data inside the GLB is supported"
+                        "buffer {index} has uri `{uri_prefix}`, but only data inside the GLB is supported"
                     ));
                 }
                 (None, _, true) => None,
@@ -156,7 +158,7 @@ impl<'a> Document<'a> {
         Ok(Self { root, buffers })
     }
 
-    /// The bytes of buffer view `index`, decoded when compressed.
+    /// Returns the bytes of buffer view `index`, decoded when compressed.
     fn view_bytes(&self, index: usize) -> Result<Cow<'a, [u8]>, Reason> {
         let view = self
             .root
@@ -262,7 +264,7 @@ impl<'a> Document<'a> {
         }
     }
 
-    /// The elements of accessor `index`, after checking its type and bounds.
+    /// Checks the type and bounds of accessor `index` and returns its elements.
     fn accessor_elements(
         &self,
         index: usize,
@@ -286,10 +288,12 @@ impl<'a> Document<'a> {
         if accessor.sparse.is_some() {
             return Err(context("sparse accessors are not supported".into()));
         }
+
         let view_index = accessor
             .buffer_view
             .ok_or_else(|| context("has no buffer view".into()))?;
         let data = self.view_bytes(view_index).map_err(context)?;
+
         // view_bytes has checked that the view exists.
         let view = &self.root.buffer_views[view_index];
         let component_size: u64 = match accessor.component_type {
@@ -309,6 +313,7 @@ impl<'a> Document<'a> {
                 "byteStride {stride} is smaller than the element size {element_size}"
             )));
         }
+
         let count = accessor.count;
         if count == 0 {
             return Err(context("count is 0".into()));
@@ -325,6 +330,7 @@ impl<'a> Document<'a> {
                 data.len()
             )));
         }
+
         let elements = Elements {
             data,
             offset: accessor.byte_offset as usize,
@@ -518,7 +524,7 @@ struct Elements<'a> {
 }
 
 impl Elements<'_> {
-    /// Each element's little-endian bytes.
+    /// Iterates over the little-endian bytes of each element.
     fn iter(&self) -> impl Iterator<Item = &[u8]> {
         (0..self.count).map(|i| {
             let start = self.offset + i * self.stride;

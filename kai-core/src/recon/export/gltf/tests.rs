@@ -14,9 +14,9 @@ const MESHOPT: GlbOptions = GlbOptions {
     compression: Compression::Meshopt,
 };
 
-/// The triangles of a mesh as a multiset of vertex records (position, normal and colour
-/// bits), each triangle rotated to start at its smallest record, so meshes that differ
-/// only in vertex and triangle order compare equal.
+/// Collects the triangles of a mesh into a multiset of vertex records (position, normal
+/// and colour bits). Each triangle is rotated to start at its smallest record, so meshes
+/// that differ only in vertex and triangle order compare equal.
 fn triangle_set(mesh: &TriangleMesh) -> BTreeMap<Vec<Vec<u32>>, usize> {
     let record = |v: u32| -> Vec<u32> {
         let v = v as usize;
@@ -112,6 +112,7 @@ fn meshopt_file_is_smaller_and_declares_extension() {
         compressed.len(),
         plain.len()
     );
+
     let json = json_of(&compressed);
     assert_eq!(json["extensionsUsed"], json!(["EXT_meshopt_compression"]));
     assert_eq!(
@@ -123,6 +124,7 @@ fn meshopt_file_is_smaller_and_declares_extension() {
         json["buffers"][1]["extensions"]["EXT_meshopt_compression"]["fallback"],
         json!(true)
     );
+
     let views = json["bufferViews"].as_array().expect("views");
     let modes: Vec<&str> = views
         .iter()
@@ -133,6 +135,7 @@ fn meshopt_file_is_smaller_and_declares_extension() {
         })
         .collect();
     assert_eq!(modes, ["ATTRIBUTES", "TRIANGLES"]);
+
     // The vertex codec stream starts with its version byte: 0xa0 is version 0.
     let (_, bin) = split_chunks(&compressed).expect("chunks");
     assert_eq!(bin.expect("binary chunk")[0], 0xa0);
@@ -188,6 +191,7 @@ fn malformed_files_are_rejected() {
     let index_offset = json_of(&plain)["bufferViews"][3]["byteOffset"]
         .as_u64()
         .expect("offset") as usize;
+
     let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "short",
@@ -309,6 +313,7 @@ fn malformed_files_are_rejected() {
             "refers to fallback buffer 1, which has no data",
         ),
     ];
+
     // A JSON chunk over the limit, declared consistently so only the size check fails.
     let mut huge = vec![b' '; (64 << 20) + 4];
     huge[0] = b'{';
@@ -318,6 +323,7 @@ fn malformed_files_are_rejected() {
         assemble(huge, Vec::new()).expect("assembled"),
         "JSON chunk is 67108868 bytes, more than the limit",
     ));
+
     let dir = tempfile::tempdir().expect("temporary folder");
     for (name, bytes, expected) in cases {
         let path = dir.path().join(format!("{}.glb", name.replace(' ', "_")));

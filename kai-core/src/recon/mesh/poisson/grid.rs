@@ -126,9 +126,9 @@ impl Band {
         }
     }
 
-    /// Builds the band that holds every node of the grid of depth `depth` except those on
-    /// its upper faces (coordinate `2^depth`), which lie outside the scaled bounding cube
-    /// of the samples.
+    /// Builds the band that contains every node of the grid of depth `depth` except those
+    /// on its upper faces (coordinate `2^depth`), which lie outside the scaled bounding
+    /// cube of the samples.
     pub fn full(depth: u32) -> Band {
         let side = 1u32 << (depth - 1);
         let cells = (0..side)
@@ -153,7 +153,7 @@ impl Band {
         ]
     }
 
-    /// Returns the node at integer coordinates, if the band holds it.
+    /// Returns the node at integer coordinates, if the band contains it.
     pub fn node_at(&self, coords: [i64; 3]) -> Option<u32> {
         let side = 1i64 << self.depth;
         if coords.iter().any(|&c| c < 0 || c >= side) {
@@ -179,7 +179,7 @@ impl Band {
     }
 
     /// Returns the node at `offset` (each component 0 or 1) from `node`, stepping along x,
-    /// then y, then z; `None` when a node on the way is missing.
+    /// then y, then z. Returns `None` when a node on the way is missing.
     pub fn corner(&self, node: u32, offset: [bool; 3]) -> Option<u32> {
         let mut current = node;
         for (axis, &step) in offset.iter().enumerate() {
@@ -289,7 +289,7 @@ mod tests {
             .collect();
         let value = band.interpolate(&values, [1.25, 3.5, 2.75]).unwrap();
         assert!((value - (1.25 + 7.0 - 1.375)).abs() < 1e-12);
-        // The upper face of the grid holds no nodes, so its cells cannot be interpolated.
+        // The upper face of the grid has no nodes, so its cells cannot be interpolated.
         assert_eq!(band.interpolate(&values, [7.5, 1.0, 1.0]), None);
     }
 }

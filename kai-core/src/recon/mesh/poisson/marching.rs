@@ -9,7 +9,7 @@
 //! interpolant on each tetrahedron has a single planar piece of iso-surface, so the
 //! triangles of all cells meet edge to edge. Vertices sit on tetrahedron edges and are
 //! shared through the edge's node pair, which makes the mesh closed and edge-manifold
-//! wherever the band holds the cells around the surface.
+//! wherever the band contains the cells around the surface.
 
 use nalgebra::Vector3;
 use rayon::prelude::*;
@@ -147,7 +147,8 @@ fn node_point(band: &Band, node: u32) -> Vector3<f64> {
 }
 
 /// Returns where the linear interpolant crosses `iso` on the edge between nodes `a` and
-/// `b`; computed from the sorted pair so that both cells sharing the edge agree exactly.
+/// `b`. The point is computed from the sorted pair, so both cells sharing the edge agree
+/// exactly.
 fn edge_point(band: &Band, values: &[f64], iso: f64, a: u32, b: u32) -> Vector3<f64> {
     let (a, b) = if a < b { (a, b) } else { (b, a) };
     let (va, vb) = (values[a as usize], values[b as usize]);
@@ -172,7 +173,7 @@ mod tests {
             .map(|n| f64::from(band.node_coords(n)[2]) - 3.3)
             .collect();
         let surface = extract(&band, &values, 0.0);
-        // The full band holds 7 x 7 complete cells per layer. A horizontal cut leaves one
+        // The full band has 7 x 7 complete cells per layer. A horizontal cut leaves one
         // corner alone in four of a cell's tetrahedra (one triangle each) and splits the
         // other two two against two (two triangles each).
         assert_eq!(surface.triangles.len(), 7 * 7 * 8);

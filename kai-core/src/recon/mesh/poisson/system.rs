@@ -2,12 +2,12 @@
 //!
 //! The indicator function `χ` is trilinear between the nodes of the band. The energy is
 //! the finite-difference form of `∫ |∇χ - V|² + α Σ_p A_p χ(p)²`, in grid units of the
-//! level: one term per grid edge `(x_j - x_i - V_e)²`, with `V_e` the splatted normal field
-//! averaged over the edge's two nodes, and the screening term pulling `χ` towards zero at
-//! every sample `p` with the weight `α A_p` (`A_p` the surface area the sample stands for).
-//! Its minimum solves `(L + α S) x = b`, with `L` the 7-point graph Laplacian of the
-//! band, `S` the sample Gram matrix of the trilinear basis and `b` the negative central
-//! divergence of the splatted field.
+//! level. It has one term per grid edge `(x_j - x_i - V_e)²`, with `V_e` the splatted
+//! normal field averaged over the edge's two nodes. The screening term pulls `χ` towards
+//! zero at every sample `p` with the weight `α A_p`, where `A_p` is the surface area the
+//! sample represents. Its minimum solves `(L + α S) x = b`, with `L` the 7-point graph
+//! Laplacian of the band, `S` the sample Gram matrix of the trilinear basis and `b` the
+//! negative central divergence of the splatted field.
 
 use nalgebra::Vector3;
 use rayon::prelude::*;
@@ -206,6 +206,7 @@ impl<'a> LevelSystem<'a> {
                 }
             })
             .collect();
+
         let rhs_norm = dot_masked(&self.rhs, &self.rhs, &self.unknown).sqrt();
         let target = stopping.relative_residual * rhs_norm.max(f64::MIN_POSITIVE);
         let mut direction: Vec<f64> = residual
@@ -214,6 +215,7 @@ impl<'a> LevelSystem<'a> {
             .map(|(r, d)| r / d)
             .collect();
         let mut rz = dot(&residual, &direction);
+
         let mut iterations = 0;
         while iterations < stopping.max_iterations && dot(&residual, &residual).sqrt() > target {
             self.apply(&direction, &mut product, &mut scratch);
