@@ -197,10 +197,10 @@ export declare class Kai {
    */
   screenPhotos(photos: string | ImageInput[], options?: ScreenPhotosOptions): Promise<ScreeningReport>
   /**
-   * Computes dense points from the COLMAP text model in the folder `sparse` (as
-   * `reconstruct` with `out` writes it) by multi-view stereo, reading each registered
-   * photo by name from `photos`, and writes them to `output` as binary PLY with
-   * normals and colours, as `kai recon dense` does. Resolves to the file and the point
+   * Computes dense points by multi-view stereo from the COLMAP text model in the folder
+   * `sparse`, as `reconstruct` with `out` writes it. Each registered photo is read by
+   * name from `photos`. The points go to `output` as binary PLY with normals and
+   * colours, as `kai recon dense` writes them. Resolves to the file and the point
    * count. `options.onProgress` reports the stages `depth_maps` and `fusion`.
    */
   densify(sparse: string, photos: string | ImageInput[], output: string, options?: StageOptions): Promise<StageReport>

@@ -11,10 +11,10 @@ apply:
 * Sidecar: when FILE.json exists (for example mesh.ply.json), it contains kai's own
   description of the mesh, ``{"vertices": N, "triangles": M, "min": [x, y, z],
   "max": [x, y, z]}``, and the file must match it.
-* Same mesh: all files given together must hold the same mesh in different formats,
-  so their triangle counts, bounds and surface areas must agree with the first file's,
-  and their vertex counts too (GLB files compressed with EXT_meshopt_compression are
-  skipped, because trimesh cannot decode them; check those with check_gltf.mjs).
+* Same mesh: all files given together must contain the same mesh in different formats.
+  Their triangle counts, bounds, surface areas and vertex counts must agree with the
+  first file's. GLB files compressed with EXT_meshopt_compression are skipped, because
+  trimesh cannot decode them, so check those with check_gltf.mjs.
 
 Bounds and areas are compared to within 1e-6 of the mesh's extent (or area), which
 float32 coordinates meet exactly. Exits with status 1 on any mismatch.

@@ -2,8 +2,8 @@
 //! JSON; `benches/recon_mesh.py` runs Open3D on the same files and compares the results it
 //! reads back.
 //!
-//! Times cover the operation alone, as a caller that already has the data in memory sees it:
-//! reading and writing the files is outside them, as it is for the peers.
+//! Times cover the operation alone, for a caller that already has the data in memory.
+//! Reading and writing the files is outside them, as it is for the peers.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -780,7 +780,7 @@ export interface AcceptedPhoto {
   focalPx: number | null
 }
 
-/** Which photos pass quality screening, and why the others do not (`screening.json`). */
+/** Result of quality screening (`screening.json`): accepted photos, and rejected ones with the reason. */
 export interface ScreeningReport {
   /** Photos that passed, in input order. */
   accepted: AcceptedPhoto[]

@@ -170,7 +170,8 @@ mod tests {
         assert_eq!(at(Stage::Screening, 0).fraction_of(first, last), 0.0);
         assert!((at(Stage::Refinement, 2).fraction_of(first, last) - 1.0).abs() < 1e-12);
         let middle = at(Stage::Registration, 1).fraction_of(first, last);
-        assert!(middle > 0.3 && middle < 1.0, "{middle}");
+        assert!(middle > 0.3, "{middle}");
+        assert!(middle < 1.0, "{middle}");
         assert_eq!(at(Stage::Export, 2).fraction_of(first, last), 1.0);
     }
 }

@@ -182,8 +182,8 @@ fn shipped_sets_match_the_code_defaults(place: &Place) {
     assert!(enterprise_sfm.ba_max_iterations > sfm.ba_max_iterations);
     assert_eq!(enterprise.values.len(), v.len());
 
-    // The model stages of migration 0004: `standard` holds the code's defaults, the
-    // higher tiers a finer grid and larger depth maps.
+    // The model stages of migration 0004: `standard` has the code's defaults, and the
+    // higher tiers use a finer grid and larger depth maps.
     let pipeline = pipeline_options(v).unwrap();
     let defaults = PipelineOptions::default();
     assert_eq!(pipeline.dense, defaults.dense);

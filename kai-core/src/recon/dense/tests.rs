@@ -121,7 +121,7 @@ fn depth_map_matches_ray_cast_depth() {
 }
 
 #[test]
-fn depth_map_of_distorted_camera_matches_ray_cast_depth() {
+fn distorted_camera_depth_matches_ray_cast() {
     let options = SceneOptions {
         images: 5,
         distortion: Some([-0.2, 0.05, 0.002, -0.001]),
@@ -336,7 +336,7 @@ fn images_that_do_not_fit_the_reconstruction_fail() {
 }
 
 #[test]
-fn densify_from_dir_reads_photos_and_names_a_missing_one() {
+fn densify_from_dir_names_missing_photo() {
     let scene = tiny_scene();
     let reconstruction = scene.ground_truth(200);
     let dir = tempfile::tempdir().expect("temporary folder");

@@ -227,7 +227,7 @@ fn retain_marked<T>(values: &mut Vec<T>, keep: &[bool]) {
 mod tests {
     use super::*;
 
-    /// A unit cube with outward-facing triangles.
+    /// Builds a unit cube with outward-facing triangles.
     pub(crate) fn cube() -> TriangleMesh {
         let positions = (0..8)
             .map(|i| [(i & 1) as f32, ((i >> 1) & 1) as f32, ((i >> 2) & 1) as f32])

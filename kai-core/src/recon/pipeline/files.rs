@@ -119,7 +119,7 @@ mod tests {
     }
 
     #[test]
-    fn the_extension_chooses_the_format() {
+    fn model_format_follows_extension() {
         assert_eq!(
             ModelFormat::from_path(Path::new("a.GLB")).unwrap(),
             ModelFormat::Glb

@@ -51,8 +51,8 @@ pub struct AcceptedPhoto {
     pub focal_px: Option<f64>,
 }
 
-/// Which photos pass screening and why the others do not: the `screening.json` file
-/// that `kai recon screen` writes and `kai recon sfm --screening` reads.
+/// Result of screening: the accepted photos, and the rejected ones with the reason. It is
+/// the `screening.json` file that `kai recon screen` writes and `kai recon sfm --screening` reads.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScreeningReport {

@@ -28,8 +28,8 @@ folder or parameter set.")]
 pub struct ReconstructArgs {
     /// Folder of photos (JPEG, PNG, WebP, BMP, TIFF); subfolders are not read.
     photos: PathBuf,
-    /// The model file of the full mesh; its extension (.glb, .ply or .obj) chooses the
-    /// format, and each coarser level N goes next to it as NAME.lodN.EXT.
+    /// The model file of the full mesh. Its extension (.glb, .ply or .obj) chooses the
+    /// format. Each coarser level N goes next to it as NAME.lodN.EXT.
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
     /// Folder that keeps the intermediate files of every stage; created if missing.

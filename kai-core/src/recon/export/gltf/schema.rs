@@ -1,5 +1,5 @@
 //! The part of the glTF 2.0 JSON schema that the reader uses. Unknown fields are
-//! ignored, as the specification asks of readers.
+//! ignored, as the specification requires of readers.
 
 use std::collections::BTreeMap;
 

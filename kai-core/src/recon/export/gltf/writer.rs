@@ -201,8 +201,8 @@ fn padded_len(length: usize) -> usize {
     length.div_ceil(4) * 4
 }
 
-/// The JSON around the buffer views: scene, node, mesh with one primitive, a plain
-/// material that shows the vertex colours, and one accessor per view.
+/// Builds the JSON around the buffer views: scene, node, mesh with one primitive, a
+/// plain material that shows the vertex colours, and one accessor per view.
 fn document(views: &[View], buffer_views: Vec<Value>, buffers: Vec<Value>) -> Value {
     let mut attributes = serde_json::Map::new();
     for (index, view) in views.iter().enumerate() {

@@ -8,7 +8,7 @@
 //! samples.
 //!
 //! The solve runs coarse to fine (a cascadic multigrid): a full grid of depth up to
-//! [`COARSE_DEPTH`] is solved outright, then each finer level only holds a narrow band of
+//! [`COARSE_DEPTH`] is solved outright, then each finer level only contains a narrow band of
 //! cells around the samples and around the previous level's surface. A band level takes
 //! its boundary values and its starting guess from the previous level's solution, so
 //! conjugate gradients only need to resolve the detail that the finer grid adds.
